@@ -1,0 +1,1 @@
+"""Host-side tools of tinyseg-mp: import, analyse, plan and compile models."""

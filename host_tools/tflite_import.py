@@ -1,0 +1,327 @@
+"""Import an int8 `.tflite` file into the graph IR.
+
+The flatbuffer is read with the maintained schema binding of the `tflite`
+package. Shape-arithmetic chains that converted Keras models compute at run
+time (SHAPE -> STRIDED_SLICE -> PACK -> PAD) are folded into constants, since
+every shape is static here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tflite
+
+from .graph import Graph, Op, Tensor
+
+SUPPORTED_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "TRANSPOSE_CONV",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "CONCATENATION",
+        "ADD",
+        "MUL",
+        "PAD",
+        "PADV2",
+        "RESHAPE",
+        "QUANTIZE",
+        "DEQUANTIZE",
+        "LOGISTIC",
+        "SOFTMAX",
+        "RELU",
+        "RELU6",
+        "LEAKY_RELU",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "FULLY_CONNECTED",
+        "MEAN",
+    }
+)
+
+_OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+_TENSOR_TYPES = {
+    tflite.TensorType.FLOAT32: "float32",
+    tflite.TensorType.INT8: "int8",
+    tflite.TensorType.UINT8: "uint8",
+    tflite.TensorType.INT16: "int16",
+    tflite.TensorType.INT32: "int32",
+    tflite.TensorType.INT64: "int64",
+    tflite.TensorType.BOOL: "bool",
+}
+_ACTIVATIONS = {
+    tflite.ActivationFunctionType.NONE: "NONE",
+    tflite.ActivationFunctionType.RELU: "RELU",
+    tflite.ActivationFunctionType.RELU_N1_TO_1: "RELU_N1_TO_1",
+    tflite.ActivationFunctionType.RELU6: "RELU6",
+    tflite.ActivationFunctionType.TANH: "TANH",
+}
+_PADDINGS = {tflite.Padding.SAME: "SAME", tflite.Padding.VALID: "VALID"}
+
+
+class ModelError(Exception):
+    """A model file that cannot be imported; the message says why and what to do."""
+
+
+def _options(op: tflite.Operator, cls: type) -> object:
+    table = op.BuiltinOptions()
+    opts = cls()
+    if table is not None:
+        opts.Init(table.Bytes, table.Pos)
+    return opts
+
+
+def _read_options(kind: str, op: tflite.Operator) -> dict:
+    """Normalise the builtin options an op kind needs into a plain dict."""
+    if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        cls = tflite.Conv2DOptions if kind == "CONV_2D" else tflite.DepthwiseConv2DOptions
+        o = _options(op, cls)
+        out = {
+            "padding": _PADDINGS[o.Padding()],
+            "stride_h": o.StrideH(),
+            "stride_w": o.StrideW(),
+            "dilation_h": o.DilationHFactor(),
+            "dilation_w": o.DilationWFactor(),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+        if kind == "DEPTHWISE_CONV_2D":
+            out["depth_multiplier"] = o.DepthMultiplier()
+        return out
+    if kind == "TRANSPOSE_CONV":
+        o = _options(op, tflite.TransposeConvOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride_h": o.StrideH(),
+            "stride_w": o.StrideW(),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+    if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        o = _options(op, tflite.Pool2DOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride_h": o.StrideH(),
+            "stride_w": o.StrideW(),
+            "filter_h": o.FilterHeight(),
+            "filter_w": o.FilterWidth(),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+    if kind == "CONCATENATION":
+        o = _options(op, tflite.ConcatenationOptions)
+        return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+    if kind in ("ADD", "MUL", "SUB", "DIV"):
+        cls = {"ADD": tflite.AddOptions, "MUL": tflite.MulOptions,
+               "SUB": tflite.SubOptions, "DIV": tflite.DivOptions}[kind]
+        return {"activation": _ACTIVATIONS[_options(op, cls).FusedActivationFunction()]}
+    if kind == "FULLY_CONNECTED":
+        o = _options(op, tflite.FullyConnectedOptions)
+        return {
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "keep_num_dims": bool(o.KeepNumDims()),
+        }
+    if kind == "SOFTMAX":
+        return {"beta": float(_options(op, tflite.SoftmaxOptions).Beta())}
+    if kind == "LEAKY_RELU":
+        return {"alpha": float(_options(op, tflite.LeakyReluOptions).Alpha())}
+    if kind == "RESIZE_NEAREST_NEIGHBOR":
+        o = _options(op, tflite.ResizeNearestNeighborOptions)
+        return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
+    if kind == "MEAN":
+        return {"keep_dims": bool(_options(op, tflite.ReducerOptions).KeepDims())}
+    if kind == "STRIDED_SLICE":
+        o = _options(op, tflite.StridedSliceOptions)
+        return {
+            "begin_mask": o.BeginMask(),
+            "end_mask": o.EndMask(),
+            "ellipsis_mask": o.EllipsisMask(),
+            "new_axis_mask": o.NewAxisMask(),
+            "shrink_axis_mask": o.ShrinkAxisMask(),
+        }
+    if kind == "PACK":
+        o = _options(op, tflite.PackOptions)
+        return {"axis": o.Axis(), "values_count": o.ValuesCount()}
+    return {}
+
+
+def _read_tensor(model: tflite.Model, sg: tflite.SubGraph, i: int) -> Tensor:
+    t = sg.Tensors(i)
+    ttype = t.Type()
+    if ttype not in _TENSOR_TYPES:
+        raise ModelError(f"tensor {i} '{t.Name().decode()}' has unsupported type {ttype}")
+    dtype = _TENSOR_TYPES[ttype]
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    data = None
+    buf = model.Buffers(t.Buffer())
+    if buf is not None and buf.DataLength() > 0:
+        raw = buf.DataAsNumpy().tobytes()
+        data = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).copy()
+    scale = zero_point = None
+    axis = 0
+    q = t.Quantization()
+    if q is not None and q.ScaleLength() > 0:
+        scale = q.ScaleAsNumpy().astype(np.float32)
+        zero_point = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(len(scale), np.int64)
+        axis = q.QuantizedDimension()
+    return Tensor(
+        index=i,
+        name=t.Name().decode(errors="replace"),
+        shape=shape,
+        dtype=dtype,
+        scale=scale,
+        zero_point=zero_point,
+        quant_axis=axis,
+        data=data,
+    )
+
+
+def parse_model(data: bytes, path: str = "<bytes>") -> Graph:
+    """Parse .tflite bytes into a Graph with every op of the file, unfolded."""
+    if len(data) < 8:
+        raise ModelError(f"{path}: only {len(data)} bytes; a .tflite file starts with an 8-byte header")
+    if data[4:8] != b"TFL3":
+        raise ModelError(
+            f"{path}: bytes 4..7 are {data[4:8]!r}, not the TFLite identifier b'TFL3'; "
+            "is this a .tflite flatbuffer? (export with tf.lite.TFLiteConverter)"
+        )
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() != 1:
+            raise ModelError(f"{path}: {model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
+        sg = model.Subgraphs(0)
+        tensors = [_read_tensor(model, sg, i) for i in range(sg.TensorsLength())]
+        ops = []
+        for k in range(sg.OperatorsLength()):
+            op = sg.Operators(k)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            kind = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+            if kind == "CUSTOM":
+                kind = "CUSTOM:" + (code.CustomCode() or b"?").decode(errors="replace")
+            ops.append(
+                Op(
+                    index=k,
+                    kind=kind,
+                    inputs=[int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else [],
+                    outputs=[int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else [],
+                    options=_read_options(kind, op),
+                    source_index=k,
+                )
+            )
+        graph = Graph(
+            tensors=tensors,
+            ops=ops,
+            inputs=[int(x) for x in sg.InputsAsNumpy()],
+            outputs=[int(x) for x in sg.OutputsAsNumpy()],
+            name=Path(path).stem,
+        )
+    except ModelError:
+        raise
+    except Exception as exc:  # the flatbuffer reader fails with many kinds of error on damaged input
+        raise ModelError(
+            f"{path}: the flatbuffer is damaged or truncated ({type(exc).__name__}: {exc}); "
+            f"file has {len(data)} bytes. Re-export the model."
+        ) from None
+    graph.relink()
+    return graph
+
+
+# --- folding of static shape arithmetic -------------------------------------
+
+def _strided_slice(x: np.ndarray, begin: np.ndarray, end: np.ndarray, strides: np.ndarray, o: dict) -> np.ndarray:
+    if o["ellipsis_mask"] or o["new_axis_mask"]:
+        raise ModelError("STRIDED_SLICE with ellipsis or new-axis masks cannot be folded")
+    index = []
+    for d in range(len(begin)):
+        b = None if o["begin_mask"] >> d & 1 else int(begin[d])
+        e = None if o["end_mask"] >> d & 1 else int(end[d])
+        if o["shrink_axis_mask"] >> d & 1:
+            index.append(int(begin[d]))
+        else:
+            index.append(slice(b, e, int(strides[d])))
+    return np.asarray(x[tuple(index)])
+
+
+def _fold_value(graph: Graph, op: Op) -> np.ndarray | None:
+    """The constant value of an op's output if it can be computed now."""
+    ins = [graph.tensors[i] for i in op.inputs if i >= 0]
+    if op.kind == "SHAPE":
+        return np.array(ins[0].shape, dtype=np.int32)
+    if not all(t.is_const for t in ins):
+        return None
+    # Only fold integer shape arithmetic: quantised activations stay ops.
+    if any(t.dtype not in ("int32", "int64") for t in ins) and op.kind != "CAST":
+        return None
+    v = [t.data for t in ins]
+    if op.kind == "STRIDED_SLICE":
+        return _strided_slice(v[0], v[1], v[2], v[3], op.options)
+    if op.kind == "PACK":
+        return np.stack(v, axis=op.options["axis"])
+    if op.kind == "CONCATENATION":
+        return np.concatenate(v, axis=op.options["axis"])
+    if op.kind == "ADD":
+        return v[0] + v[1]
+    if op.kind == "SUB":
+        return v[0] - v[1]
+    if op.kind == "MUL":
+        return v[0] * v[1]
+    if op.kind == "FLOOR_DIV":
+        return v[0] // v[1]
+    if op.kind in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+        return v[0].reshape(graph.tensors[op.outputs[0]].shape)
+    if op.kind == "CAST":
+        return v[0].astype(graph.tensors[op.outputs[0]].dtype)
+    return None
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """Replace ops whose outputs are static (shape arithmetic) by constants."""
+    kept = []
+    for op in graph.ops:
+        value = _fold_value(graph, op) if len(op.outputs) == 1 else None
+        if value is None:
+            kept.append(op)
+            continue
+        out = graph.tensors[op.outputs[0]]
+        out.data = np.asarray(value, dtype=out.dtype).reshape(out.shape)
+    graph.ops = kept
+    graph.relink()
+    # Constants nobody reads any more (the folded chain's inputs) are left in
+    # the tensor table but have no consumers, so no pass sees them.
+    return graph
+
+
+def check_supported(graph: Graph, path: str) -> None:
+    bad = [op for op in graph.ops if op.kind not in SUPPORTED_OPS]
+    if bad:
+        lines = "\n".join(f"  op #{op.source_index}: {op.kind}" for op in bad)
+        raise ModelError(
+            f"{path}: {len(bad)} unsupported op(s):\n{lines}\n"
+            f"Supported: {', '.join(sorted(SUPPORTED_OPS))}. "
+            "Rebuild the model from supported layers."
+        )
+    for i in graph.inputs + graph.outputs:
+        t = graph.tensors[i]
+        if t.dtype not in ("int8", "uint8", "float32"):
+            raise ModelError(f"{path}: model input/output tensor {i} '{t.name}' has dtype {t.dtype}; expected int8 or uint8")
+
+
+def read_model_bytes(path: str | Path) -> bytes:
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{p}: is a directory, expected a .tflite file") from None
+
+
+def load_raw(path: str | Path) -> Graph:
+    """The graph exactly as the file has it (what TFLite Micro plans)."""
+    return parse_model(read_model_bytes(path), str(path))
+
+
+def load(path: str | Path) -> Graph:
+    """The graph ready for our passes: shape chains folded, ops checked."""
+    graph = fold_constants(load_raw(path))
+    check_supported(graph, str(path))
+    return graph
