@@ -195,6 +195,22 @@ def format_readme(records: list[dict[str, Any]], union: Counter[str]) -> str:
             "",
         ]
     lines += [
+        "## Notes",
+        "",
+        "- Only the files listed above come from this script; other files in this directory "
+        "(e.g. `unsupported_ops.tflite`) are made elsewhere.",
+        "- tiny_unet: each TRANSPOSE_CONV takes its output shape from a SHAPE -> STRIDED_SLICE (batch "
+        "dim) -> PACK chain and has an int32 bias (4th input); each PAD has constant all-zero paddings "
+        "(the diffY/diffX computation folds since H and W are static), so the PADs are identity copies. "
+        "The arena head is set by the last TRANSPOSE_CONV: input 40x60x16 + skip 80x120x8 + output "
+        "80x120x4 + TFLM's int32 scratch for the whole output (153,600 B) = 307,200 B.",
+        "- ops_zoo_a: the QUANTIZE is an int8 -> int8 requantise of the `gate` LOGISTIC output (fixed "
+        "scale 1/256) to the CONCATENATION's common scale. The RELU6 is followed by a conv, not the "
+        "concat: TFLite Micro's int8 RELU6 only clamps (assumes equal input/output scales) whereas TFLite's "
+        "reference kernel rescales, and a concat-imposed output scale made them disagree.",
+        "- ops_zoo_b: the second FULLY_CONNECTED output is RESHAPEd to [5] and ADDed to a [1, 5] tensor "
+        "(broadcast add).",
+        "",
         "## Coverage",
         "",
         "Union of all fixtures: " + ", ".join(f"{k} x{v}" for k, v in sorted(union.items())),
@@ -311,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             diff = np.abs(y.astype(np.float64) - ref.astype(np.float64)).max()
             rec["max_abs_diff_vs_tflite"] = float(diff)
             log(f"{name}: max |TFLM - TFLite interpreter| = {diff}")
+            if diff > (1.0 if np.issubdtype(y.dtype, np.integer) else 0.01):
+                raise SystemExit(f"{name}: TFLite Micro and TFLite disagree (max abs diff {diff})")
             log(f"{name}: TFLM ok, output {y.shape} {y.dtype} range [{y.min()}, {y.max()}], arena {res['arena']}")
         records.append(rec)
         log(f"{name}: done in {time.time() - t0:.1f}s")
