@@ -62,6 +62,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compile import compile_model
+
+    result = compile_model(args.model, args.output)
+    print(f"{args.output}: {result.bundle_bytes:,d} bytes, {len(result.steps)} steps, "
+          f"arena {result.plan.peak:,d} bytes")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .runner import RunError, parse_size, run_bundle
+    from tinyseg_mp.bundle import BundleError
+
+    try:
+        x = np.load(args.input)
+        y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, parse_size(args.heap))
+    except (RunError, BundleError, ValueError, OSError) as exc:
+        print(f"tinyseg: error: {exc}", file=sys.stderr)
+        return 2
+    np.save(args.output, y)
+    if args.stats:
+        with open(args.stats, "w") as f:
+            json.dump(stats, f, indent=1)
+    print(f"{args.output}: {y.dtype} {list(y.shape)}; {stats['runtime']}/{stats['backend']}: "
+          f"{stats['latency_ms']:.1f} ms, heap peak {stats['heap_peak_bytes']:,d} bytes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyseg",
@@ -80,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (tflm_arena_bytes, peak_bytes, per-op live bytes)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the memory timeline as a PNG")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("compile", help="compile a model into a .tsb bundle for the board",
+                       description="Plan memory and lower every op into a .tsb bundle (see docs/bundle_format.md).")
+    p.add_argument("model", help="path to an int8 .tflite file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tsb", help="bundle file to write")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run a bundle once on CPython or the MicroPython unix port",
+                       description="Run one inference of a bundle and save the raw output.")
+    p.add_argument("bundle", help="a .tsb bundle")
+    p.add_argument("--input", required=True, metavar="IN.npy", help="input array in the model's layout and dtype")
+    p.add_argument("--output", required=True, metavar="OUT.npy", help="where to save the raw output array")
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
+                   help="run in this process (cpython) or in the MicroPython unix port (default: cpython)")
+    p.add_argument("--backend", choices=("numpy", "ulab", "viper"),
+                   help="force a kernel family (default: the fastest the runtime has)")
+    p.add_argument("--micropython", metavar="EXE", help="MicroPython executable (default: the one of the test extra)")
+    p.add_argument("--heap", default="512K", metavar="BYTES", help="MicroPython heap size, e.g. 256K (default 512K)")
+    p.add_argument("--stats", metavar="STATS.json", help="write latency, heap peak and flash traffic as JSON")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,73 @@
+"""Write a .tsb bundle (format: docs/bundle_format.md, constants: tinyseg_mp.bundle)."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyseg_mp import bundle, ops
+
+
+@dataclass
+class Step:
+    op: str  # device op name (tinyseg_mp.ops.NAMES)
+    params: dict[str, int]
+    blob: bytes = b""
+    source: str = ""  # what this step comes from, for reports
+    extra: dict = field(default_factory=dict)
+
+
+def op_params(op: str) -> tuple[str, ...]:
+    return importlib.import_module(f"tinyseg_mp.ops.op_{op}").PARAMS
+
+
+def _encode_step(step: Step, blob_off: int) -> bytes:
+    names = op_params(step.op)
+    missing = set(names) - step.params.keys()
+    extra = step.params.keys() - set(names)
+    if missing or extra:
+        raise ValueError(f"step {step.op} ({step.source}): missing params {sorted(missing)}, unknown {sorted(extra)}")
+    values = [int(step.params[n]) for n in names]
+    for n, v in zip(names, values):
+        if not -(2**31) <= v < 2**31:
+            raise ValueError(f"step {step.op} ({step.source}): param {n}={v} does not fit int32")
+    return struct.pack(bundle.STEP, ops.NAMES.index(step.op), len(values), blob_off, len(step.blob)) + struct.pack(
+        f"<{len(values)}i", *values
+    )
+
+
+def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info: dict) -> int:
+    """Write the bundle atomically (a temporary file renamed into place); returns its size."""
+    blob = bytearray()
+    records = bytearray()
+    for step in steps:
+        records += _encode_step(step, len(blob))
+        blob += step.blob
+        blob += b"\0" * (-len(blob) % 4)
+    meta_bytes = struct.pack(f"<{len(bundle.META_FIELDS)}i", *(int(meta[k]) for k in bundle.META_FIELDS))
+    sections = [
+        (b"META", meta_bytes),
+        (b"INFO", json.dumps(info, separators=(",", ":")).encode()),
+        (b"STEP", bytes(records)),
+        (b"BLOB", bytes(blob)),
+    ]
+    head_size = struct.calcsize(bundle.HEADER) + len(sections) * struct.calcsize(bundle.SECTION)
+    table = bytearray()
+    offset = head_size
+    for kind, data in sections:
+        table += struct.pack(bundle.SECTION, kind, offset, len(data), zlib.crc32(data))
+        offset += len(data)
+    start = struct.pack("<4sHH", bundle.MAGIC, bundle.VERSION, len(sections))
+    header = start + struct.pack("<I", zlib.crc32(bytes(table), zlib.crc32(start)))
+    out = Path(path)
+    tmp = out.with_name(out.name + ".part")
+    with open(tmp, "wb") as f:
+        f.write(header + table)
+        for _, data in sections:
+            f.write(data)
+    os.replace(tmp, out)
+    return offset

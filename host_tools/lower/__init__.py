@@ -1,0 +1,77 @@
+"""Lowering: turn each IR op into device steps with everything precomputed.
+
+One module per TFLite op family (`op_<name>.py`, mirroring the device's
+`tinyseg_mp/ops/op_<name>.py`); each exposes `lower(ctx, op) -> list[Step]`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..bundle_writer import Step
+from ..graph import Graph, Op, Tensor
+from ..memplan import MemoryPlan
+
+# TFLite op kind -> lowering module (host_tools/lower/op_<module>.py)
+LOWERINGS = {
+    "CONV_2D": "conv2d",
+    "FULLY_CONNECTED": "conv2d",
+    "DEPTHWISE_CONV_2D": "depthwise_conv2d",
+    "TRANSPOSE_CONV": "transpose_conv",
+    "MAX_POOL_2D": "pool2d",
+    "AVERAGE_POOL_2D": "pool2d",
+    "CONCATENATION": "concatenation",
+    "ADD": "add",
+    "MUL": "mul",
+    "PAD": "pad",
+    "PADV2": "pad",
+    "RESHAPE": "copy",
+    "QUANTIZE": "lookup",
+    "LOGISTIC": "lookup",
+    "RELU": "lookup",
+    "RELU6": "lookup",
+    "LEAKY_RELU": "lookup",
+    "DEQUANTIZE": "dequantize",
+    "SOFTMAX": "softmax",
+    "RESIZE_NEAREST_NEIGHBOR": "resize_nearest",
+    "MEAN": "mean",
+}
+
+
+@dataclass
+class LowerContext:
+    graph: Graph
+    plan: MemoryPlan
+
+    def tensor(self, index: int) -> Tensor:
+        return self.graph.tensors[index]
+
+    def offset(self, index: int) -> int:
+        """Arena offset of an activation tensor."""
+        return self.plan.tensor_offsets[index]
+
+    def scratch(self, op: Op) -> int:
+        return self.plan.scratch_offsets[op.index]
+
+
+def hwc(t: Tensor) -> tuple[int, int, int]:
+    """A batch-1 tensor seen as height x width x channels."""
+    shape = list(t.shape)
+    if shape and shape[0] == 1 and len(shape) > 1:
+        shape = shape[1:]
+    if len(shape) > 3:
+        raise ValueError(f"tensor '{t.name}' shape {t.shape}: only batch 1 up to 3 more dims supported")
+    while len(shape) < 3:
+        shape.insert(0, 1)
+    return shape[0], shape[1], shape[2]
+
+
+def lower_graph(graph: Graph, plan: MemoryPlan) -> list[Step]:
+    ctx = LowerContext(graph, plan)
+    steps: list[Step] = []
+    for op in graph.ops:
+        module = importlib.import_module(f"{__name__}.op_{LOWERINGS[op.kind]}")
+        for step in module.lower(ctx, op):
+            step.source = step.source or f"op {op.source_index} {op.kind}"
+            steps.append(step)
+    return steps

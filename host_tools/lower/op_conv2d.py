@@ -1,0 +1,64 @@
+"""CONV_2D and FULLY_CONNECTED -> device conv2d (FULLY_CONNECTED is a 1x1 conv)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle_writer import Step
+from ..graph import Op
+from ..quant import activation_range, channel_multipliers
+from . import LowerContext, hwc
+
+
+def same_padding(in_size: int, k: int, stride: int, dilation: int, out_size: int) -> int:
+    """TFLite's leading padding for SAME (ComputePaddingHeightWidth)."""
+    effective = (k - 1) * dilation + 1
+    total = max((out_size - 1) * stride + effective - in_size, 0)
+    return total // 2
+
+
+def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int]) -> tuple[bytes, int]:
+    """Weights (OHWI int8, padded to 4 bytes) then int32 tables: folded bias, bias, multiplier, shift."""
+    w = weights.astype(np.int8).tobytes()
+    w += b"\0" * (-len(w) % 4)
+    out_c = weights.shape[0]
+    wsum = weights.reshape(out_c, -1).astype(np.int64).sum(axis=1)
+    folded = bias - in_zp * wsum
+    tables = np.concatenate([folded, bias, np.array(mult), np.array(shift)]).astype("<i4")
+    return w + tables.tobytes(), len(w)
+
+
+def lower(ctx: LowerContext, op: Op) -> list[Step]:
+    g = ctx.graph
+    x, w, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    in_scale, in_zp = x.qparams()
+    out_scale, out_zp = out.qparams()
+    if op.kind == "FULLY_CONNECTED":
+        out_c, k = w.shape
+        weights = w.data.reshape(out_c, 1, 1, k)
+        in_h = in_w = out_h = out_w = 1
+        in_c = k
+        geometry = dict(k_h=1, k_w=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0)
+    else:
+        weights = w.data
+        out_c, k_h, k_w, _ = weights.shape
+        in_h, in_w, in_c = hwc(x)
+        out_h, out_w, _ = hwc(out)
+        o = op.options
+        pad_top = pad_left = 0
+        if o["padding"] == "SAME":
+            pad_top = same_padding(in_h, k_h, o["stride_h"], o["dilation_h"], out_h)
+            pad_left = same_padding(in_w, k_w, o["stride_w"], o["dilation_w"], out_w)
+        geometry = dict(k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"],
+                        dil_h=o["dilation_h"], dil_w=o["dilation_w"], pad_top=pad_top, pad_left=pad_left)
+    bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
+    w_scales = np.broadcast_to(w.scale, (out_c,))
+    mult, shift = channel_multipliers(in_scale, w_scales, out_scale)
+    lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
+    blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
+    params = dict(
+        in_off=ctx.offset(x.index), in_h=in_h, in_w=in_w, in_c=in_c,
+        out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,
+        in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, **geometry,
+    )
+    return [Step("conv2d", params, blob)]

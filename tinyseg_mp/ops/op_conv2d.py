@@ -1,0 +1,152 @@
+# CONV_2D (and FULLY_CONNECTED, lowered to a 1x1 conv): int8 NHWC convolution
+# with per-channel requantisation, as TFLite Micro's reference kernel.
+# Blob: weights OHWI int8 (w_bytes, padded to 4), then int32 x out_c each:
+# bias folded with the input zero point (bias - in_zp * sum(w)), bias,
+# multiplier, shift.
+import micropython
+
+from tinyseg_mp import backend
+from tinyseg_mp.ops import common
+
+PARAMS = (
+    "in_off", "in_h", "in_w", "in_c",
+    "out_off", "out_h", "out_w", "out_c",
+    "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left",
+    "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+)
+
+
+def run(m, p, blob):
+    if backend.np is None:
+        _conv_viper(m.arena, blob, p)
+    else:
+        _conv_array(m, p, blob)
+
+
+def _conv_array(m, p, blob):
+    np = backend.np
+    (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
+     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes) = p
+    k = k_h * k_w * in_c
+    weights = np.frombuffer(blob[: out_c * k], dtype=np.int8).reshape((out_c, k)).transpose()
+    bias = common.i32_floats(blob, w_bytes, out_c)
+    q = common.channel_requant(common.i32_floats(blob, w_bytes + 8 * out_c, out_c),
+                               common.i32_floats(blob, w_bytes + 12 * out_c, out_c))
+    out = common.int8_view(m, out_off, out_h * out_w, out_c)
+    # One input row, padded left/right with the zero point, so every tap is a
+    # plain (out_w, in_c) view; rows outside the input are all zero point.
+    span = (out_w * s_w + (k_w - 1) * d_w + 1) * in_c
+    row = bytearray(max(span, (pad_l + in_w) * in_c))
+    fill = bytes((in_zp & 0xFF,)) * len(row)
+    row_arr = np.frombuffer(row, dtype=np.int8)
+    arena = memoryview(m.arena)
+    width = out_w * s_w * in_c
+    for oy in range(out_h):
+        acc = np.zeros((out_w, out_c), dtype=backend.FLOAT)
+        for ky in range(k_h):
+            iy = oy * s_h + ky * d_h - pad_t
+            row[:] = fill
+            if 0 <= iy < in_h:
+                src = in_off + iy * in_w * in_c
+                row[pad_l * in_c : (pad_l + in_w) * in_c] = arena[src : src + in_w * in_c]
+            # dot() must see a float operand: numpy keeps int8 products in int8.
+            row_f = np.array(row_arr, dtype=backend.FLOAT)
+            for kx in range(k_w):
+                start = kx * d_w * in_c
+                taps = row_f[start : start + width].reshape((out_w, s_w * in_c))[:, :in_c]
+                t = (ky * k_w + kx) * in_c
+                acc += np.dot(taps, weights[t : t + in_c, :])
+        out[oy * out_w : (oy + 1) * out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
+
+
+@micropython.viper
+def _i32(buf, i: int) -> int:
+    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
+    h = ptr16(buf)
+    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
+
+
+@micropython.viper
+def _conv_viper(arena, blob, prm):
+    in_off = int(_i32(prm, 0))
+    in_h = int(_i32(prm, 1))
+    in_w = int(_i32(prm, 2))
+    in_c = int(_i32(prm, 3))
+    out_off = int(_i32(prm, 4))
+    out_h = int(_i32(prm, 5))
+    out_w = int(_i32(prm, 6))
+    out_c = int(_i32(prm, 7))
+    k_h = int(_i32(prm, 8))
+    k_w = int(_i32(prm, 9))
+    s_h = int(_i32(prm, 10))
+    s_w = int(_i32(prm, 11))
+    d_h = int(_i32(prm, 12))
+    d_w = int(_i32(prm, 13))
+    pad_t = int(_i32(prm, 14))
+    pad_l = int(_i32(prm, 15))
+    in_zp = int(_i32(prm, 16))
+    out_zp = int(_i32(prm, 17))
+    lo = int(_i32(prm, 18))
+    hi = int(_i32(prm, 19))
+    q = int(_i32(prm, 20)) >> 1  # per-channel int32 tables, as 16-bit halves
+    a = ptr8(arena)
+    w = ptr8(blob)
+    h = ptr16(blob)
+    for co in range(out_c):
+        # Signed int32 loads from 16-bit halves: right on 32- and 64-bit viper.
+        i = q + 2 * (out_c + co)
+        bias = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (2 * out_c + co)
+        mult = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (3 * out_c + co)
+        shift = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        left = 0
+        right = 0 - shift
+        if shift > 0:
+            left = shift
+            right = 0
+        mask = (1 << right) - 1
+        m_hi = mult >> 15
+        m_lo = mult & 0x7FFF
+        o = out_off + co
+        for oy in range(out_h):
+            for ox in range(out_w):
+                acc = bias
+                for ky in range(k_h):
+                    iy = oy * s_h + ky * d_h - pad_t
+                    if iy < 0 or iy >= in_h:
+                        continue
+                    for kx in range(k_w):
+                        ix = ox * s_w + kx * d_w - pad_l
+                        if ix < 0 or ix >= in_w:
+                            continue
+                        ip = in_off + (iy * in_w + ix) * in_c
+                        wp = ((co * k_h + ky) * k_w + kx) * in_c
+                        for ci in range(in_c):
+                            x = ((int(a[ip + ci]) ^ 0x80) - 0x80) - in_zp
+                            acc += x * ((int(w[wp + ci]) ^ 0x80) - 0x80)
+                # MultiplyByQuantizedMultiplier inside signed 32 bits (|acc| < 2^30):
+                # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
+                # 15-bit limbs with carries, then a rounding (half away from zero)
+                # right shift.
+                x = acc << left
+                x_hi = x >> 15
+                x_lo = x & 0x7FFF
+                mid1 = x_hi * m_lo
+                mid2 = x_lo * m_hi
+                low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+                carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+                v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+                threshold = mask >> 1
+                if v < 0:
+                    threshold += 1
+                r = v >> right
+                if (v & mask) > threshold:
+                    r += 1
+                r += out_zp
+                if r < lo:
+                    r = lo
+                if r > hi:
+                    r = hi
+                a[o] = r & 0xFF
+                o += out_c
