@@ -40,7 +40,8 @@ def _encode_step(step: Step, blob_off: int) -> bytes:
     )
 
 
-def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info: dict) -> int:
+def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info: dict,
+                 extra: dict[bytes, bytes] | None = None) -> int:
     """Write the bundle atomically (a temporary file renamed into place); returns its size."""
     blob = bytearray()
     records = bytearray()
@@ -54,7 +55,7 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
         (b"INFO", json.dumps(info, separators=(",", ":")).encode()),
         (b"STEP", bytes(records)),
         (b"BLOB", bytes(blob)),
-    ]
+    ] + list((extra or {}).items())
     head_size = struct.calcsize(bundle.HEADER) + len(sections) * struct.calcsize(bundle.SECTION)
     table = bytearray()
     offset = head_size

@@ -7,7 +7,6 @@ import sys
 
 from . import tflite_import
 from .lifetimes import tensor_lifetimes
-from .memplan import plan_memory
 from .report import plan_report, plot_timeline
 from .tflm_baseline import tflm_plan
 
@@ -41,41 +40,72 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(args: argparse.Namespace) -> tuple[int | None, "Board | None"]:
+    from .boards import load_board
+    from .runner import parse_size
+
+    board = load_board(args.board) if getattr(args, "board", None) else None
+    if getattr(args, "budget", None):
+        return parse_size(args.budget), board
+    return (board.budget if board else None), board
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .memplan import plan_memory
+    from .optimize import optimize
+
+    budget, board = _budget(args)
     raw = tflite_import.load_raw(args.model)
-    graph = tflite_import.load(args.model)
     baseline = tflm_plan(raw)
-    plan = plan_memory(graph)
-    report = plan_report(graph, raw, baseline, plan)
+    unoptimized = plan_memory(tflite_import.load(args.model))
+    graph = tflite_import.load(args.model)
+    opt = optimize(graph, budget)
+    report = plan_report(graph, baseline, unoptimized, opt, board)
     if args.plot:
-        plot_timeline(graph, plan, args.plot, baseline_bytes=baseline.arena_head)
+        plot_timeline(graph, opt.plan, args.plot, baseline_bytes=baseline.arena_head, spills=opt.spills)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
     else:
         print(f"{args.model}")
-        print(f"  TFLite Micro arena (head): {baseline.arena_head:9,d} bytes")
-        print(f"  this plan, peak:           {plan.peak:9,d} bytes "
-              f"({100.0 * (plan.peak - baseline.arena_head) / baseline.arena_head:+.1f}%)")
+        print(f"  TFLite Micro arena (head):  {baseline.arena_head:9,d} bytes")
+        print(f"  our plan, no optimisations: {unoptimized.peak:9,d} bytes")
+        print(f"  our plan, optimised:        {opt.plan.peak:9,d} bytes "
+              f"({100.0 * (opt.plan.peak - baseline.arena_head) / baseline.arena_head:+.1f}% vs TFLite Micro)")
+        for note in opt.fusions:
+            print(f"  - {note}")
+        for s in opt.spills:
+            print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) over steps "
+                  f"{s.cold.after + 1}..{s.cold.before - 1}")
         if args.plot:
             print(f"  timeline written to {args.plot}")
+    if not opt.met:
+        print(f"tinyseg: budget of {budget:,d} bytes cannot be met: the smallest peak reached is "
+              f"{opt.plan.peak:,d} bytes", file=sys.stderr)
+        return 3
     return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import compile_model
+    from .compile import BudgetError, compile_model
 
-    result = compile_model(args.model, args.output)
+    budget, _ = _budget(args)
+    try:
+        result = compile_model(args.model, args.output, budget)
+    except BudgetError as exc:
+        print(f"tinyseg: error: {exc}", file=sys.stderr)
+        return 3
     print(f"{args.output}: {result.bundle_bytes:,d} bytes, {len(result.steps)} steps, "
-          f"arena {result.plan.peak:,d} bytes")
+          f"arena {result.plan.peak:,d} bytes, {len(result.optimized.spills)} spilled tensors")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .runner import RunError, parse_size, run_bundle
     from tinyseg_mp.bundle import BundleError
+
+    from .runner import RunError, parse_size, run_bundle
 
     try:
         x = np.load(args.input)
@@ -90,6 +120,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{args.output}: {y.dtype} {list(y.shape)}; {stats['runtime']}/{stats['backend']}: "
           f"{stats['latency_ms']:.1f} ms, heap peak {stats['heap_peak_bytes']:,d} bytes")
     return 0
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", metavar="BYTES", help="activation RAM budget, e.g. 160000 or 150K; spills tensors to flash to meet it")
+    p.add_argument("--board", metavar="NAME", help="use the board's usable heap minus the runtime's own needs as the budget")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,12 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="path to an int8 .tflite file")
     p.add_argument("--json", action="store_true", help="print one JSON object (tflm_arena_bytes, peak_bytes, per-op live bytes)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the memory timeline as a PNG")
+    _budget_args(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("compile", help="compile a model into a .tsb bundle for the board",
                        description="Plan memory and lower every op into a .tsb bundle (see docs/bundle_format.md).")
     p.add_argument("model", help="path to an int8 .tflite file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tsb", help="bundle file to write")
+    _budget_args(p)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", help="run a bundle once on CPython or the MicroPython unix port",
@@ -138,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except tflite_import.ModelError as exc:
+    except (tflite_import.ModelError, ValueError) as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 2
 

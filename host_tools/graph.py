@@ -34,6 +34,7 @@ class Tensor:
     data: np.ndarray | None = None  # constant contents, shaped like `shape`
     producer: int | None = None  # index of the op that writes it
     consumers: list[int] = field(default_factory=list)
+    in_flash: bool = False  # a spilled copy: lives in the spill store, not the arena
 
     @property
     def is_const(self) -> bool:
@@ -78,6 +79,15 @@ class Graph:
     def activation_inputs(self, op: Op) -> list[Tensor]:
         """The non-constant inputs of an op (what the memory plan must hold)."""
         return [self.tensors[i] for i in op.inputs if i >= 0 and not self.tensors[i].is_const]
+
+    def add_tensor(self, like: Tensor, name: str, **changes: object) -> Tensor:
+        """A new tensor shaped and quantised like `like` (links: call relink())."""
+        t = Tensor(index=len(self.tensors), name=name, shape=like.shape, dtype=like.dtype, scale=like.scale,
+                   zero_point=like.zero_point, quant_axis=like.quant_axis)
+        for k, v in changes.items():
+            setattr(t, k, v)
+        self.tensors.append(t)
+        return t
 
     def relink(self) -> None:
         """Recompute producer/consumer links after ops were added or removed."""

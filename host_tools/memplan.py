@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .graph import Graph
+from typing import Callable
+
+from .graph import Graph, Op
 from .lifetimes import tensor_lifetimes
 from .planner import GreedyPlanner, MemoryPlanner
 from .tflm_baseline import scratch_requests
+
+ScratchFn = Callable[[Graph, Op], int]
+
+
+def tflm_scratch(graph: Graph, op: Op) -> int:
+    """The scratch TFLite Micro's kernels request (the unoptimised baseline)."""
+    return sum(size for _, size in scratch_requests(graph, op))
 
 ARENA_ALIGNMENT = 4
 
@@ -47,16 +56,18 @@ class MemoryPlan:
         return live
 
 
-def plan_memory(graph: Graph, planner: MemoryPlanner | None = None) -> MemoryPlan:
+def plan_memory(graph: Graph, scratch: ScratchFn = tflm_scratch, planner: MemoryPlanner | None = None) -> MemoryPlan:
+    """Place every arena tensor and every op's scratch buffer; `scratch` says
+    how many scratch bytes an op's kernel needs."""
     planner = planner or GreedyPlanner()
     entries: list[tuple[str, int, int, int, int, int]] = []
     for lt in sorted(tensor_lifetimes(graph).values(), key=lambda lt: lt.tensor):
         t = graph.tensors[lt.tensor]
-        if t.nbytes:
+        if t.nbytes and not t.in_flash:
             producer = -1 if t.producer is None else t.producer
             entries.append((t.name, t.index, producer, _align(t.nbytes), lt.first, lt.last))
     for step, op in enumerate(graph.ops):
-        size = sum(s for _, s in scratch_requests(graph, op))
+        size = scratch(graph, op)
         if size:
             entries.append((f"op{step} {op.kind} scratch", -1, step, _align(size), step, step))
     ids = [planner.add_buffer(size, f, l) for _, _, _, size, f, l in entries]

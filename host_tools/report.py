@@ -3,45 +3,72 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .boards import Board
 from .graph import Graph
 from .memplan import MemoryPlan
+from .optimize import Optimized
 from .tflm_baseline import BaselinePlan
 
+ERASE_CYCLES = 100_000
+SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
-def plan_report(graph: Graph, raw: Graph, baseline: BaselinePlan, plan: MemoryPlan) -> dict:
-    live = plan.live_bytes(len(graph.ops))
+
+def flash_report(opt: Optimized, board: Board | None) -> dict:
+    """Flash traffic per inference and, for a board, the wear estimate at one inference a second.
+    littlefs is copy-on-write and spreads writes over the free blocks; each
+    4 KB block written costs one erase; metadata updates are counted as one
+    more block per spilled tensor."""
+    written = sum(s.nbytes for s in opt.spills)
+    report = {
+        "spill_write_bytes_per_inference": written,
+        "spill_read_bytes_per_inference": written,
+        "spill_file_bytes": sum(s.worst_case_bytes for s in opt.spills),
+        "note": "uncompressed bytes; compression lowers them (tinyseg bench measures it)",
+    }
+    if board and written:
+        block = board.flash_block_bytes
+        per_inference = sum(-(-s.nbytes // block) + 1 for s in opt.spills)
+        free_blocks = max(board.fs_bytes // block - -(-report["spill_file_bytes"] // block), 1)
+        inferences = ERASE_CYCLES * free_blocks / per_inference
+        report.update(erase_blocks_per_inference=per_inference, fs_blocks_sharing_wear=free_blocks,
+                      lifetime_years_at_1_inference_per_s=round(inferences / SECONDS_PER_YEAR, 2))
+    return report
+
+
+def plan_report(graph: Graph, baseline: BaselinePlan, unoptimized: MemoryPlan, opt: Optimized,
+                board: Board | None) -> dict:
+    live = opt.plan.live_bytes(len(graph.ops))
     return {
         "model": graph.name,
+        "board": board.name if board else None,
         "tflm_arena_bytes": baseline.arena_head,
-        "peak_bytes": plan.peak,
+        "unoptimized_peak_bytes": unoptimized.peak,
+        "peak_bytes": opt.plan.peak,
+        "budget_bytes": opt.budget,
+        "budget_met": opt.met,
+        "fusions": opt.fusions,
+        "spills": [
+            {"tensor": graph.tensors[s.tensor].name, "bytes": s.nbytes, "spilled_after_step": s.cold.after,
+             "fetched_by_step": s.cold.before, "cold_steps": s.cold.length}
+            for s in opt.spills
+        ],
+        "flash": flash_report(opt, board),
         "ops": [
-            {
-                "step": step,
-                "kind": op.kind,
-                "source_index": op.source_index,
-                "outputs": [graph.tensors[o].name for o in op.outputs],
-                "live_bytes": live[step],
-            }
+            {"step": step, "kind": op.kind, "source_index": op.source_index,
+             "outputs": [graph.tensors[o].name for o in op.outputs], "live_bytes": live[step]}
             for step, op in enumerate(graph.ops)
         ],
         "buffers": [
-            {
-                "name": b.name,
-                "tensor": b.tensor,
-                "bytes": b.size,
-                "first_step": b.first,
-                "last_step": b.last,
-                "offset": b.offset,
-            }
-            for b in plan.buffers
+            {"name": b.name, "tensor": b.tensor, "bytes": b.size, "first_step": b.first, "last_step": b.last,
+             "offset": b.offset}
+            for b in opt.plan.buffers
         ],
-        "tflm_ops": len(raw.ops),
     }
 
 
 def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str = "",
-                  baseline_bytes: int | None = None) -> None:
-    """Live bytes per op step, each buffer a stacked band, as a PNG."""
+                  baseline_bytes: int | None = None, spills: list | None = None) -> None:
+    """Live bytes per op step, each large buffer a stacked band, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,22 +76,24 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
 
     steps = len(graph.ops)
     fig, ax = plt.subplots(figsize=(max(8, steps * 0.25), 5))
-    big = sorted(plan.buffers, key=lambda b: -b.size)[:20]  # name the largest, group the rest
+    big = sorted(plan.buffers, key=lambda b: -b.size)[:12]
     rest = [b for b in plan.buffers if b not in big]
-    layers, labels = [], []
-    for b in big:
-        layers.append([b.size / 1024 if b.first <= s <= b.last else 0 for s in range(steps)])
-        labels.append(b.name[:40])
+    layers = [[b.size / 1024 if b.first <= s <= b.last else 0 for s in range(steps)] for b in big]
+    labels = [b.name[:40] for b in big]
     layers.append([sum(b.size for b in rest if b.first <= s <= b.last) / 1024 for s in range(steps)])
     labels.append("other buffers")
     ax.stackplot(range(steps), layers, labels=labels, step="mid")
     if baseline_bytes:
-        ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label="TFLite Micro arena")
+        ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label=f"TFLite Micro arena {baseline_bytes / 1024:.1f} KB")
     ax.axhline(plan.peak / 1024, color="black", linestyle=":", label=f"planned peak {plan.peak / 1024:.1f} KB")
+    for s in spills or []:
+        ax.axvspan(s.cold.after + 0.5, s.cold.before - 0.5, color="grey", alpha=0.12)
+        ax.text(s.cold.after + 0.6, plan.peak / 1024 * 0.95, f"in flash: {graph.tensors[s.tensor].name[:24]}",
+                fontsize=6, rotation=90, va="top")
     ax.set_xlabel("op step")
     ax.set_ylabel("live KB")
     ax.set_xticks(range(steps))
-    ax.set_xticklabels([op.kind.replace("_", " ").lower()[:10] for op in graph.ops], rotation=90, fontsize=6)
+    ax.set_xticklabels([op.kind.replace("_", " ").lower()[:14] for op in graph.ops], rotation=90, fontsize=6)
     ax.set_title(title or f"{graph.name}: memory timeline")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

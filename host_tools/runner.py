@@ -52,14 +52,15 @@ def _input_bytes(info: dict, x: np.ndarray) -> bytes:
 
 
 def run_bundle(path: str | Path, x: np.ndarray, runtime: str = "cpython", backend: str | None = None,
-               micropython: str | None = None, heap: int = 512 * 1024) -> tuple[np.ndarray, dict]:
-    """One inference; returns the output array and the stats of the run."""
+               micropython: str | None = None, heap: int = 512 * 1024, lfs_blocks: int = 0) -> tuple[np.ndarray, dict]:
+    """One inference; returns the output array and the stats of the run.
+    In the unix port, lfs_blocks > 0 puts the spill file on a littlefs RAM disk."""
     info = bundle_info(path)
     data = _input_bytes(info, x)
     if runtime == "cpython":
         raw, stats = _run_cpython(path, data, backend)
     elif runtime == "micropython":
-        raw, stats = _run_micropython(path, data, backend, find_micropython(micropython), heap)
+        raw, stats = _run_micropython(path, data, backend, find_micropython(micropython), heap, lfs_blocks)
     else:
         raise RunError(f"unknown runtime {runtime!r}: use cpython or micropython")
     out = info["output"]
@@ -71,7 +72,7 @@ def _run_cpython(path, data: bytes, backend: str | None) -> tuple[bytes, dict]:
 
     tracemalloc.start()
     try:
-        model = tinyseg_mp.load(str(path), backend)
+        model = tinyseg_mp.load(str(path), backend, os.path.join(tempfile.gettempdir(), f"tinyseg-{os.getpid()}.spill"))
         t0 = time.perf_counter()
         out = bytes(model.run(data))
         latency = (time.perf_counter() - t0) * 1000
@@ -80,17 +81,19 @@ def _run_cpython(path, data: bytes, backend: str | None) -> tuple[bytes, dict]:
         tracemalloc.stop()
     stats = {"latency_ms": latency, "heap_peak_bytes": peak, "backend": model.backend,
              "flash_read_bytes": model.flash_read_bytes, "flash_write_bytes": model.flash_write_bytes,
-             "runtime": "cpython"}
+             "spill_file_bytes": model.spill_file_bytes, "runtime": "cpython"}
     model.close()
     return out, stats
 
 
-def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int) -> tuple[bytes, dict]:
+def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int,
+                     lfs_blocks: int) -> tuple[bytes, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         inp.write_bytes(data)
         env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
-        cmd = [exe, "-X", f"heapsize={heap}", str(RUNNER), str(Path(path).resolve()), str(inp), str(outp), backend or "auto"]
+        cmd = [exe, "-X", f"heapsize={heap}", str(RUNNER), str(Path(path).resolve()), str(inp), str(outp), backend or "auto",
+               str(lfs_blocks)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
             raise RunError(f"MicroPython run failed (exit {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")

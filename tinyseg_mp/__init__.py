@@ -4,6 +4,8 @@
 from tinyseg_mp.model import Model
 
 
-def load(path, backend=None):
-    """Load a bundle; backend 'numpy', 'ulab' or 'viper' forces a kernel family."""
-    return Model(path, backend)
+def load(path, backend=None, spill_path=None):
+    """Load a bundle; backend 'numpy', 'ulab' or 'viper' forces a kernel family.
+    A bundle that spills keeps a scratch file at spill_path (default: the
+    bundle's path + '.spill') on the board's filesystem."""
+    return Model(path, backend, spill_path)

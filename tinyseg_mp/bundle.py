@@ -84,6 +84,16 @@ def read_meta(f, sections):
     return dict(zip(META_FIELDS, values))
 
 
+def read_spill_slots(f, sections):
+    """(rows, row_bytes) of every spill slot; none when the plan spills nothing."""
+    if b"SPIL" not in sections:
+        return []
+    offset, length = sections[b"SPIL"]
+    f.seek(offset)
+    v = struct.unpack("<%di" % (length // 4), f.read(length))
+    return [(v[i], v[i + 1]) for i in range(0, len(v), 2)]
+
+
 def read_steps(f, sections, path):
     """Step records as (opcode, params tuple, blob offset, blob length)."""
     offset, length = sections[b"STEP"]

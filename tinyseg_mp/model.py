@@ -7,7 +7,7 @@ from tinyseg_mp import backend, bundle, ops
 
 
 class Model:
-    def __init__(self, path, backend_name=None):
+    def __init__(self, path, backend_name=None, spill_path=None):
         self.backend = backend.select(backend_name)
         self.path = path
         self.file = f = open(path, "rb")
@@ -15,6 +15,7 @@ class Model:
             sections = bundle.read_sections(f, path)
             self.meta = meta = bundle.read_meta(f, sections)
             records = bundle.read_steps(f, sections, path)
+            slots = bundle.read_spill_slots(f, sections)
         except Exception:
             f.close()
             raise
@@ -25,6 +26,11 @@ class Model:
         self.wbuf = bytearray(max(meta["blob_bytes"], 4))
         self.flash_read_bytes = 0
         self.flash_write_bytes = 0
+        self.spill_file_bytes = 0
+        if slots:
+            from tinyseg_mp import spill
+
+            self.spill_file_bytes = spill.open_store(spill_path or path + ".spill", slots)
         gc.collect()
 
     def input_view(self):
@@ -54,4 +60,9 @@ class Model:
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
 
     def close(self):
+        """Close the bundle and remove the spill file."""
         self.file.close()
+        if self.spill_file_bytes:
+            from tinyseg_mp import spill
+
+            spill.close()

@@ -35,6 +35,8 @@ LOWERINGS = {
     "SOFTMAX": "softmax",
     "RESIZE_NEAREST_NEIGHBOR": "resize_nearest",
     "MEAN": "mean",
+    "SPILL": "spill",
+    "CONCAT_CONV_2D": "concat_conv2d",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..bundle_writer import Step
-from ..graph import Op
+from ..graph import Op, Tensor
 from ..quant import activation_range, channel_multipliers
 from . import LowerContext, hwc
 
@@ -27,10 +27,9 @@ def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int]
     return w + tables.tobytes(), len(w)
 
 
-def lower(ctx: LowerContext, op: Op) -> list[Step]:
-    g = ctx.graph
-    x, w, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
-    bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+def conv_step(op: Op, x: Tensor, w: Tensor, bias_t: Tensor | None, out: Tensor, in_off: int,
+              out_off: int) -> tuple[dict, bytes]:
+    """Params and blob of a device conv2d step; x gives the input's shape and quantisation."""
     in_scale, in_zp = x.qparams()
     out_scale, out_zp = out.qparams()
     if op.kind == "FULLY_CONNECTED":
@@ -52,13 +51,17 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
         geometry = dict(k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"],
                         dil_h=o["dilation_h"], dil_w=o["dilation_w"], pad_top=pad_top, pad_left=pad_left)
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
-    w_scales = np.broadcast_to(w.scale, (out_c,))
-    mult, shift = channel_multipliers(in_scale, w_scales, out_scale)
+    mult, shift = channel_multipliers(in_scale, np.broadcast_to(w.scale, (out_c,)), out_scale)
     lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
     blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
-    params = dict(
-        in_off=ctx.offset(x.index), in_h=in_h, in_w=in_w, in_c=in_c,
-        out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,
-        in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, **geometry,
-    )
+    params = dict(in_off=in_off, in_h=in_h, in_w=in_w, in_c=in_c, out_off=out_off, out_h=out_h, out_w=out_w,
+                  out_c=out_c, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, **geometry)
+    return params, blob
+
+
+def lower(ctx: LowerContext, op: Op) -> list[Step]:
+    g = ctx.graph
+    x, w, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    params, blob = conv_step(op, x, w, bias_t, out, ctx.offset(x.index), ctx.offset(out.index))
     return [Step("conv2d", params, blob)]

@@ -22,6 +22,8 @@ NAMES = (
     "softmax",
     "resize_nearest",
     "mean",
+    "spill",
+    "concat_conv2d",
 )
 
 if sys.implementation.name != "micropython":

@@ -58,6 +58,6 @@ def to_int8(values, zero_point, lo, hi):
 
 
 def int8_view(m, offset, rows, cols):
-    """A (rows, cols) int8 array over arena bytes (shares memory)."""
+    """A (rows, cols) int8 array over the arena bytes of model m (shares memory)."""
     np = backend.np
     return np.frombuffer(memoryview(m.arena)[offset : offset + rows * cols], dtype=np.int8).reshape((rows, cols))

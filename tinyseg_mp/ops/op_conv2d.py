@@ -17,15 +17,22 @@ PARAMS = (
 
 
 def run(m, p, blob):
+    conv_rows(m, m.arena, p[0], p[1], p, blob, 0, p[5])
+
+
+def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1):
+    """Output rows oy0..oy1-1. Input row iy is read from
+    src[row_base + (iy % ring) * row_bytes]: the whole input tensor in the
+    arena (ring = input height), or a ring of rows that a fused op fills."""
     if backend.np is None:
-        _conv_viper(m.arena, blob, p)
+        _conv_viper(m.arena, src, blob, p, row_base, ring, oy0, oy1)
     else:
-        _conv_array(m, p, blob)
+        _conv_array(m, src, row_base, ring, p, blob, oy0, oy1)
 
 
-def _conv_array(m, p, blob):
+def _conv_array(m, src, row_base, ring, p, blob, oy0, oy1):
     np = backend.np
-    (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
+    (_, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
      s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes) = p
     k = k_h * k_w * in_c
     weights = np.frombuffer(blob[: out_c * k], dtype=np.int8).reshape((out_c, k)).transpose()
@@ -39,16 +46,17 @@ def _conv_array(m, p, blob):
     row = bytearray(max(span, (pad_l + in_w) * in_c))
     fill = bytes((in_zp & 0xFF,)) * len(row)
     row_arr = np.frombuffer(row, dtype=np.int8)
-    arena = memoryview(m.arena)
+    src = memoryview(src)
+    row_bytes = in_w * in_c
     width = out_w * s_w * in_c
-    for oy in range(out_h):
+    for oy in range(oy0, oy1):
         acc = np.zeros((out_w, out_c), dtype=backend.FLOAT)
         for ky in range(k_h):
             iy = oy * s_h + ky * d_h - pad_t
             row[:] = fill
             if 0 <= iy < in_h:
-                src = in_off + iy * in_w * in_c
-                row[pad_l * in_c : (pad_l + in_w) * in_c] = arena[src : src + in_w * in_c]
+                at = row_base + (iy % ring) * row_bytes
+                row[pad_l * in_c : (pad_l + in_w) * in_c] = src[at : at + row_bytes]
             # dot() must see a float operand: numpy keeps int8 products in int8.
             row_f = np.array(row_arr, dtype=backend.FLOAT)
             for kx in range(k_w):
@@ -67,8 +75,7 @@ def _i32(buf, i: int) -> int:
 
 
 @micropython.viper
-def _conv_viper(arena, blob, prm):
-    in_off = int(_i32(prm, 0))
+def _conv_viper(arena, src, blob, prm, row_base: int, ring: int, oy0: int, oy1: int):
     in_h = int(_i32(prm, 1))
     in_w = int(_i32(prm, 2))
     in_c = int(_i32(prm, 3))
@@ -90,8 +97,10 @@ def _conv_viper(arena, blob, prm):
     hi = int(_i32(prm, 19))
     q = int(_i32(prm, 20)) >> 1  # per-channel int32 tables, as 16-bit halves
     a = ptr8(arena)
+    s = ptr8(src)
     w = ptr8(blob)
     h = ptr16(blob)
+    row_bytes = in_w * in_c
     for co in range(out_c):
         # Signed int32 loads from 16-bit halves: right on 32- and 64-bit viper.
         i = q + 2 * (out_c + co)
@@ -108,8 +117,8 @@ def _conv_viper(arena, blob, prm):
         mask = (1 << right) - 1
         m_hi = mult >> 15
         m_lo = mult & 0x7FFF
-        o = out_off + co
-        for oy in range(out_h):
+        o = out_off + oy0 * out_w * out_c + co
+        for oy in range(oy0, oy1):
             for ox in range(out_w):
                 acc = bias
                 for ky in range(k_h):
@@ -120,10 +129,10 @@ def _conv_viper(arena, blob, prm):
                         ix = ox * s_w + kx * d_w - pad_l
                         if ix < 0 or ix >= in_w:
                             continue
-                        ip = in_off + (iy * in_w + ix) * in_c
+                        ip = row_base + (iy % ring) * row_bytes + ix * in_c
                         wp = ((co * k_h + ky) * k_w + kx) * in_c
                         for ci in range(in_c):
-                            x = ((int(a[ip + ci]) ^ 0x80) - 0x80) - in_zp
+                            x = ((int(s[ip + ci]) ^ 0x80) - 0x80) - in_zp
                             acc += x * ((int(w[wp + ci]) ^ 0x80) - 0x80)
                 # MultiplyByQuantizedMultiplier inside signed 32 bits (|acc| < 2^30):
                 # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on

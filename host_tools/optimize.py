@@ -1,0 +1,142 @@
+"""TinySeg's memory optimisations as graph rewrites, then a spill planner.
+
+1. Identity PADs (all-zero paddings, left by shape folding) are removed.
+2. A channel CONCATENATION whose only reader is a CONV_2D becomes one
+   CONCAT_CONV_2D op that gathers input rows from its sources as it needs
+   them, so the concatenated tensor never exists.
+3. While the planned peak is over the budget: among the tensors alive at the
+   peak step whose cold range covers it, spill the one with the longest cold
+   range (then the fewest bytes): a SPILL op after its last early use writes
+   it to flash, and the fused consumer at the far end fetches it row by row.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from tinyseg_mp import compress
+
+from .coldrange import ColdRange, cold_ranges
+from .graph import Graph, Op
+from .lower import LOWERINGS, hwc
+from .memplan import MemoryPlan, plan_memory
+
+FETCH_CONSUMERS = ("CONCAT_CONV_2D",)
+
+
+def runtime_scratch(graph: Graph, op: Op) -> int:
+    """Scratch bytes this project's kernel for `op` needs (each lowering module says)."""
+    module = importlib.import_module(f"host_tools.lower.op_{LOWERINGS[op.kind]}")
+    fn = getattr(module, "scratch_bytes", None)
+    return fn(graph, op) if fn else 0
+
+
+@dataclass
+class Spill:
+    tensor: int
+    flash_tensor: int
+    slot: int
+    cold: ColdRange
+    nbytes: int
+    rows: int
+    row_bytes: int
+
+    @property
+    def worst_case_bytes(self) -> int:
+        return self.rows * compress.bound(self.row_bytes)
+
+
+@dataclass
+class Optimized:
+    graph: Graph
+    plan: MemoryPlan
+    budget: int | None
+    spills: list[Spill] = field(default_factory=list)
+    fusions: list[str] = field(default_factory=list)
+
+    @property
+    def met(self) -> bool:
+        return self.budget is None or self.plan.peak <= self.budget
+
+
+def elide_identity_pads(graph: Graph) -> list[str]:
+    notes = []
+    for op in list(graph.ops):
+        if op.kind not in ("PAD", "PADV2") or op.outputs[0] in graph.outputs:
+            continue
+        pads = graph.tensors[op.inputs[1]]
+        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if pads.is_const and not pads.data.any() and src.shape == dst.shape and src.qparams() == dst.qparams():
+            for other in graph.ops:
+                other.inputs = [op.inputs[0] if i == op.outputs[0] else i for i in other.inputs]
+            graph.ops.remove(op)
+            notes.append(f"removed identity PAD (op {op.source_index})")
+    graph.relink()
+    return notes
+
+
+def fuse_concat_conv(graph: Graph) -> list[str]:
+    notes = []
+    for cat in list(graph.ops):
+        if cat.kind != "CONCATENATION" or cat.options["activation"] != "NONE":
+            continue
+        out = graph.tensors[cat.outputs[0]]
+        if len(out.shape) != 4 or cat.options["axis"] not in (-1, 3) or out.index in graph.outputs:
+            continue
+        if len(out.consumers) != 1 or len(cat.inputs) > 3:
+            continue
+        conv = graph.ops[out.consumers[0]]
+        if conv.kind != "CONV_2D" or conv.inputs[0] != out.index:
+            continue
+        if any(graph.tensors[i].qparams() != out.qparams() for i in cat.inputs):
+            continue  # TFLM would requantise the inputs: keep the plain ops
+        fused = Op(index=conv.index, kind="CONCAT_CONV_2D", inputs=cat.inputs + conv.inputs[1:],
+                   outputs=conv.outputs, options=dict(conv.options, n_sources=len(cat.inputs)),
+                   source_index=conv.source_index)
+        graph.ops[graph.ops.index(conv)] = fused
+        graph.ops.remove(cat)
+        graph.relink()
+        notes.append(f"fused CONCATENATION (op {cat.source_index}) into CONV_2D (op {conv.source_index})")
+    return notes
+
+
+def _spillable(graph: Graph, cold: ColdRange) -> bool:
+    t = graph.tensors[cold.tensor]
+    consumer = graph.ops[cold.before]
+    return (t.dtype in ("int8", "uint8") and not t.in_flash and t.index not in graph.outputs
+            and len(t.shape) == 4 and consumer.kind in FETCH_CONSUMERS
+            and cold.before == max(t.consumers))
+
+
+def spill_tensor(graph: Graph, cold: ColdRange, slot: int) -> Spill:
+    """Insert a SPILL after the gap's start; the far consumer reads the flash copy."""
+    t = graph.tensors[cold.tensor]
+    flash = graph.add_tensor(t, f"{t.name} (spilled)", in_flash=True)
+    consumer = graph.ops[cold.before]
+    consumer.inputs = [flash.index if i == t.index else i for i in consumer.inputs]
+    spill = Op(index=-1, kind="SPILL", inputs=[t.index], outputs=[flash.index], options={"slot": slot},
+               source_index=-1)
+    graph.ops.insert(cold.after + 1, spill)
+    graph.relink()
+    h, w, c = hwc(t)
+    return Spill(t.index, flash.index, slot, cold, t.nbytes, h, w * c)
+
+
+def peak_step(plan: MemoryPlan, steps: int) -> int:
+    live = plan.live_bytes(steps)
+    return max(range(steps), key=lambda s: live[s])
+
+
+def optimize(graph: Graph, budget: int | None = None) -> Optimized:
+    """Rewrite `graph` in place and plan it; spill until the peak fits `budget`."""
+    fusions = elide_identity_pads(graph) + fuse_concat_conv(graph)
+    result = Optimized(graph, plan_memory(graph, runtime_scratch), budget, fusions=fusions)
+    while not result.met:
+        step = peak_step(result.plan, len(graph.ops))
+        candidates = [c for c in cold_ranges(graph).values() if c.covers(step) and _spillable(graph, c)]
+        if not candidates:
+            break
+        best = max(candidates, key=lambda c: (c.length, -graph.tensors[c.tensor].nbytes))
+        result.spills.append(spill_tensor(graph, best, len(result.spills)))
+        result.plan = plan_memory(graph, runtime_scratch)
+    return result

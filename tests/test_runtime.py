@@ -1,0 +1,131 @@
+"""The device runtime against TFLite Micro, on every backend and both runtimes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, MODEL_NAMES, REPO, model_path
+from host_tools.compile import compile_model
+from host_tools.runner import RunError, run_bundle
+
+ULAB_STANDIN = REPO / "tests" / "ulab_standin"
+# (runtime, backend): CPython+numpy, the ulab code path through the strict
+# stand-in, and the viper kernels in the MicroPython unix port.
+TARGETS = [("cpython", "numpy"), ("cpython", "ulab"), ("micropython", "viper")]
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("bundles")
+    paths = {}
+    for name in MODEL_NAMES:
+        paths[name] = str(out / f"{name}.tsb")
+        compile_model(model_path(name), paths[name])
+    return paths
+
+
+@pytest.fixture
+def ulab_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(ULAB_STANDIN))
+
+
+def tflm_reference(name: str, x: np.ndarray) -> np.ndarray:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_file(str(model_path(name)), arena_size=4_000_000)
+    interp.set_input(x, 0)
+    interp.invoke()
+    return interp.get_output(0)
+
+
+def sample_inputs(name: str) -> list[np.ndarray]:
+    """The fixture's own input and a seeded random one."""
+    first = np.load(FIXTURES / f"{name}.input.npy")
+    info = np.iinfo(first.dtype)
+    rng = np.random.default_rng(7)
+    return [first, rng.integers(info.min, info.max + 1, first.shape, dtype=first.dtype)]
+
+
+def assert_matches(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.shape == ref.shape and ours.dtype == ref.dtype
+    if ref.dtype == np.float32:  # a DEQUANTIZE output: table lookups of the same int8 values
+        np.testing.assert_array_equal(ours, ref)
+        return
+    diff = np.abs(ours.astype(np.int32) - ref.astype(np.int32))
+    equal = float((diff == 0).mean())
+    assert equal >= 0.999 and diff.max() <= 1, f"equal {equal:.5f}, max diff {diff.max()}"
+
+
+@pytest.mark.parametrize("runtime,backend", TARGETS)
+def test_outputs_match_tflite_micro(bundles, model_name, runtime, backend, request):
+    if backend == "ulab":
+        request.getfixturevalue("ulab_path")
+    for x in sample_inputs(model_name):
+        ours, stats = run_bundle(bundles[model_name], x, runtime, backend, heap=512 * 1024)
+        assert stats["backend"] == backend
+        assert_matches(ours, tflm_reference(model_name, x))
+
+
+def test_tiny_unet_fits_512k_heap_on_the_unix_port(bundles):
+    x = sample_inputs("tiny_unet")[0]
+    _, stats = run_bundle(bundles["tiny_unet"], x, "micropython", "viper", heap=512 * 1024)
+    assert stats["heap_peak_bytes"] <= 512 * 1024
+    assert stats["flash_read_bytes"] > 0
+
+
+def damaged_copies(path: str, tmp_path) -> dict[str, str]:
+    data = bytearray(open(path, "rb").read())
+    cases = {}
+    flipped = bytearray(data)
+    flipped[len(data) - 10] ^= 0x55  # inside the weights (BLOB section)
+    cases["crc"] = flipped
+    cases["truncated"] = data[: len(data) // 2]
+    version = bytearray(data)
+    version[4] = 99
+    cases["version"] = version
+    cases["magic"] = b"NOPE" + data[4:]
+    out = {}
+    for kind, blob in cases.items():
+        p = tmp_path / f"{kind}.tsb"
+        p.write_bytes(bytes(blob))
+        out[kind] = str(p)
+    return out
+
+
+EXPECTED = {"crc": "CRC mismatch", "truncated": "truncated", "version": "bundle version 99", "magic": "not a tinyseg bundle"}
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_damaged_bundles_are_rejected_before_running(bundles, tmp_path, runtime):
+    x = sample_inputs("ops_zoo_b")[0]
+    for kind, path in damaged_copies(bundles["ops_zoo_b"], tmp_path).items():
+        with pytest.raises((RunError, ValueError)) as err:
+            run_bundle(path, x, runtime, "numpy" if runtime == "cpython" else "viper")
+        assert EXPECTED[kind] in str(err.value), (kind, str(err.value))
+        assert path in str(err.value)
+
+
+def test_cli_run_reports_damage_with_exit_code(bundles, tmp_path):
+    bad = damaged_copies(bundles["ops_zoo_b"], tmp_path)["crc"]
+    np.save(tmp_path / "in.npy", sample_inputs("ops_zoo_b")[0])
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "run", bad, "--input", str(tmp_path / "in.npy"),
+                          "--output", str(tmp_path / "out.npy")], capture_output=True, text=True)
+    assert res.returncode == 2 and "CRC mismatch" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_run_writes_output_and_stats(bundles, tmp_path):
+    import json
+
+    x = sample_inputs("ops_zoo_a")[0]
+    np.save(tmp_path / "in.npy", x)
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "run", bundles["ops_zoo_a"], "--input",
+                          str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"), "--runtime", "micropython",
+                          "--heap", "256K", "--stats", str(tmp_path / "stats.json")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert {"latency_ms", "heap_peak_bytes", "flash_read_bytes", "flash_write_bytes"} <= stats.keys()
+    assert 0 < stats["heap_peak_bytes"] <= 256 * 1024
+    assert_matches(np.load(tmp_path / "out.npy"), tflm_reference("ops_zoo_a", x))

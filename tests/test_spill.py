@@ -1,0 +1,144 @@
+"""Cold ranges, the spill planner, the spill store on littlefs, fused fetching."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import littlefs
+import numpy as np
+import pytest
+
+from conftest import MODEL_NAMES, model_path, micropython_exe, tflm_allocations, REPO
+from host_tools import tflite_import
+from host_tools.boards import load_board
+from host_tools.coldrange import cold_ranges
+from host_tools.compile import BudgetError, compile_model
+from host_tools.optimize import optimize
+from host_tools.runner import run_bundle
+from tinyseg_mp import compress, spill
+from test_runtime import assert_matches, sample_inputs, tflm_reference
+
+
+class CountingContext(littlefs.UserContext):
+    """littlefs-python's RAM storage, counting what the filesystem does to it."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.prog_bytes = self.erases = 0
+
+    def prog(self, cfg, block, off, data):
+        self.prog_bytes += len(data)
+        return super().prog(cfg, block, off, data)
+
+    def erase(self, cfg, block):
+        self.erases += 1
+        return super().erase(cfg, block)
+
+
+def lfs(blocks: int) -> tuple[littlefs.LittleFS, CountingContext]:
+    ctx = CountingContext(blocks * 4096)
+    return littlefs.LittleFS(context=ctx, block_size=4096, block_count=blocks), ctx
+
+
+def test_compress_round_trip_and_bound():
+    rng = random.Random(3)
+    for n in (1, 5, 8, 9, 64, 960, 1441):
+        src = bytearray(rng.choice((0x80, 0x80, 0x80, 0x80, rng.randrange(256))) for _ in range(n))
+        enc = bytearray(compress.bound(n))
+        used = compress.encode(src, n, enc)
+        assert used <= compress.bound(n)
+        out = bytearray(n)
+        assert compress.decode(enc, n, out) == used and out == src
+
+
+def test_mostly_constant_rows_shrink():
+    row = bytearray([0x80]) * 960
+    row[10] = 3
+    enc = bytearray(compress.bound(960))
+    assert compress.encode(row, 960, enc) == 1 + 120 + 1
+
+
+def test_spill_store_on_littlefs_counts_and_cleans_up():
+    fs, ctx = lfs(64)
+    rows, row_bytes = 20, 480
+    size = spill.open_store("s.spill", [(rows, row_bytes)], fs)
+    assert size == rows * compress.bound(row_bytes) and fs.stat("s.spill").size == size
+    data = bytearray(random.Random(1).choice((0, 0, 0, 7, 200)) for _ in range(rows * row_bytes))
+    tmp = bytearray(compress.bound(row_bytes))
+    ctx.prog_bytes = ctx.erases = 0
+    written = spill.write_rows(0, memoryview(data), row_bytes, rows, tmp)
+    assert 0 < written < len(data)  # compressed
+    out = bytearray(row_bytes)
+    read = sum(spill.read_row(0, r, row_bytes, tmp, out) or 0 for r in (7,))
+    assert out == data[7 * row_bytes : 8 * row_bytes] and read > 0
+    spill.close()
+    assert ctx.prog_bytes >= written and ctx.erases >= 1
+    assert "s.spill" not in fs.listdir("/")
+
+
+def test_full_filesystem_names_the_bytes_needed():
+    fs, _ = lfs(4)  # 16 KB, two blocks of it for littlefs itself
+    with pytest.raises(OSError) as err:
+        spill.open_store("s.spill", [(80, 960)], fs)
+    assert f"needs {80 * compress.bound(960)} bytes" in str(err.value)
+    assert "s.spill" not in fs.listdir("/")
+
+
+def test_cold_range_of_the_first_skip_spans_the_network():
+    graph = tflite_import.load(model_path("tiny_unet"))
+    cold = cold_ranges(graph)
+    skip = max(cold.values(), key=lambda c: c.length)
+    assert graph.tensors[skip.tensor].shape == (1, 80, 120, 8)
+    assert graph.ops[skip.after].kind == "MAX_POOL_2D" and graph.ops[skip.before].kind == "CONCATENATION"
+
+
+def test_tiny_unet_plans_under_160k_for_the_pico():
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "plan", str(model_path("tiny_unet")),
+                          "--board", "rp2040", "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["peak_bytes"] <= 160_000 and report["budget_bytes"] == load_board("rp2040").budget
+    assert report["spills"] and report["fusions"]
+    assert report["flash"]["spill_write_bytes_per_inference"] == sum(s["bytes"] for s in report["spills"])
+    assert report["flash"]["lifetime_years_at_1_inference_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_half_the_tflm_arena_is_met_or_refused_clearly(name, tmp_path):
+    half = tflm_allocations(model_path(name))["head"] // 2
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "compile", str(model_path(name)), "-o",
+                          str(tmp_path / "m.tsb"), "--budget", str(half)], capture_output=True, text=True)
+    if res.returncode == 0:
+        graph = tflite_import.load(model_path(name))
+        assert optimize(graph, half).plan.peak <= half
+    else:
+        assert res.returncode == 3 and "smallest peak reached is" in res.stderr and "Traceback" not in res.stderr
+        assert not (tmp_path / "m.tsb").exists()
+
+
+def test_unknown_board_lists_known_ones():
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "plan", str(model_path("tiny_unet")),
+                          "--board", "nosuch"], capture_output=True, text=True)
+    assert res.returncode == 2 and "rp2040" in res.stderr and "esp32" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def pico_bundle(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("pico") / "tiny_unet_pico.tsb")
+    compiled = compile_model(model_path("tiny_unet"), path, load_board("rp2040").budget)
+    assert compiled.optimized.spills
+    return path
+
+
+@pytest.mark.parametrize("runtime,backend", [("cpython", "numpy"), ("micropython", "viper")])
+def test_spilling_tiny_unet_matches_tflite_micro(pico_bundle, runtime, backend):
+    x = sample_inputs("tiny_unet")[0]
+    ours, stats = run_bundle(pico_bundle, x, runtime, backend, heap=256 * 1024,
+                             lfs_blocks=256 if runtime == "micropython" else 0)
+    assert_matches(ours, tflm_reference("tiny_unet", x))
+    assert stats["flash_write_bytes"] > 0 and stats["flash_read_bytes"] > 0
+    if runtime == "micropython":
+        assert stats["heap_peak_bytes"] <= 256 * 1024
+        assert stats["lfs_write_bytes"] >= stats["flash_write_bytes"] and stats["lfs_erases"] > 0
