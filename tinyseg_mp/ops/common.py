@@ -1,8 +1,5 @@
 # Helpers shared by the array kernels (numpy / ulab backends).
-from tinyseg_mp import backend
-
-_P15 = 32768.0
-_P30 = 1073741824.0
+from tinyseg_mp import backend, fixedpoint
 
 
 def i32_floats(blob, offset, count):
@@ -17,38 +14,18 @@ def i32_floats(blob, offset, count):
 
 
 def channel_requant(mult, shift):
-    """Per-channel constants for requant() from TFLM's (multiplier, shift)."""
-    np = backend.np
-    m_hi = np.floor(mult / _P15)
-    left = np.maximum(shift, 0.0)
-    right = np.maximum(-shift, 0.0)
-    return (m_hi, mult - m_hi * _P15, 2.0 ** left, 2.0 ** right)
+    """Per-channel constants for requant() from TFLM's (multiplier, shift),
+    given as float arrays of exact integers (from i32_floats)."""
+    m = [int(v) for v in mult]
+    return fixedpoint.requant_arrays(backend.np, [v >> 15 for v in m], [v & 0x7FFF for v in m],
+                                     [int(v) for v in shift], backend.FLOAT)
 
 
 def requant(acc, q):
     """TFLite Micro's MultiplyByQuantizedMultiplier on a float array of exact
-    integer accumulators, per-channel constants `q` from channel_requant()
-    broadcast along the rows. SaturatingRoundingDoublingHighMul equals
-    floor((x*M + 2^30) / 2^31); it is done on 15-bit limbs so every
-    intermediate stays an exact float, then a rounding right shift (half away
-    from zero)."""
-    np = backend.np
-    m_hi, m_lo, left_pow, right_pow = q
-    x = acc * left_pow
-    x_hi = np.floor(x / _P15)
-    x_lo = x - x_hi * _P15
-    mid1 = x_hi * m_lo
-    mid2 = x_lo * m_hi
-    mid1_hi = np.floor(mid1 / _P15)
-    mid2_hi = np.floor(mid2 / _P15)
-    low = (mid1 - mid1_hi * _P15) + (mid2 - mid2_hi * _P15)
-    low_hi = np.floor(low / _P15)
-    carry = np.floor(((low - low_hi * _P15) * _P15 + x_lo * m_lo) / _P30)
-    v = np.floor((x_hi * m_hi + 1.0 + mid1_hi + mid2_hi + low_hi + carry) / 2.0)
-    q = np.floor(v / right_pow)
-    rem = v - q * right_pow
-    threshold = np.floor((right_pow - 1.0) / 2.0) + np.where(v < 0.0, 1.0, 0.0)
-    return q + np.where(rem > threshold, 1.0, 0.0)
+    integer accumulators (|acc| < 2^24), per-channel constants `q` from
+    channel_requant() broadcast along the rows; exact even in float32."""
+    return fixedpoint.requant_rows(backend.np, acc, q)
 
 
 def to_int8(values, zero_point, lo, hi):

@@ -28,6 +28,7 @@ def run(m, p, blob):
     row_off, enc_off = p[_N + 9], p[_N + 10]
     ring = (k_h - 1) * d_h + 1
     arena = memoryview(m.arena)
+    prep = op_conv2d.prepare(conv_p, blob)
     filled = 0
     for oy in range(out_h):
         last = min(oy * s_h - pad_t + (k_h - 1) * d_h, in_h - 1)
@@ -45,7 +46,7 @@ def run(m, p, blob):
                     _interleave(m.arena, dst, in_c, c0, m.arena, row_off, c, in_w)
                 c0 += c
             filled += 1
-        op_conv2d.conv_rows(m, m.arena, ring_off, ring, conv_p, blob, oy, oy + 1)
+        op_conv2d.conv_rows(m, m.arena, ring_off, ring, conv_p, blob, oy, oy + 1, prep)
 
 
 @micropython.viper

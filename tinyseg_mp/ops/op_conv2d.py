@@ -20,25 +20,35 @@ def run(m, p, blob):
     conv_rows(m, m.arena, p[0], p[1], p, blob, 0, p[5])
 
 
-def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1):
+def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, prep=None):
     """Output rows oy0..oy1-1. Input row iy is read from
     src[row_base + (iy % ring) * row_bytes]: the whole input tensor in the
-    arena (ring = input height), or a ring of rows that a fused op fills."""
+    arena (ring = input height), or a ring of rows that a fused op fills.
+    prep: prepare(p, blob), to reuse it over calls of one step."""
     if backend.np is None:
         _conv_viper(m.arena, src, blob, p, row_base, ring, oy0, oy1)
     else:
-        _conv_array(m, src, row_base, ring, p, blob, oy0, oy1)
+        _conv_array(m, src, row_base, ring, p, prep or prepare(p, blob), oy0, oy1)
 
 
-def _conv_array(m, src, row_base, ring, p, blob, oy0, oy1):
+def prepare(p, blob):
+    """Array path: the weights as (K, out_c), folded bias and requant constants."""
+    if backend.np is None:
+        return None
     np = backend.np
-    (_, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes) = p
+    in_c, out_c, k_h, k_w, w_bytes = p[3], p[7], p[8], p[9], p[20]
     k = k_h * k_w * in_c
     weights = np.frombuffer(blob[: out_c * k], dtype=np.int8).reshape((out_c, k)).transpose()
-    bias = common.i32_floats(blob, w_bytes, out_c)
     q = common.channel_requant(common.i32_floats(blob, w_bytes + 8 * out_c, out_c),
                                common.i32_floats(blob, w_bytes + 12 * out_c, out_c))
+    return weights, common.i32_floats(blob, w_bytes, out_c), q
+
+
+def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
+    np = backend.np
+    (_, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
+     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, _) = p
+    weights, bias, q = prep
     out = common.int8_view(m, out_off, out_h * out_w, out_c)
     # One input row, padded left/right with the zero point, so every tap is a
     # plain (out_w, in_c) view; rows outside the input are all zero point.
