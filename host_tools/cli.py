@@ -105,11 +105,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tinyseg_mp.bundle import BundleError
 
-    from .runner import RunError, parse_size, run_bundle
+    from .runner import RunError, find_min_heap, parse_size, run_bundle
 
     try:
         x = np.load(args.input)
         y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, parse_size(args.heap))
+        if args.min_heap:
+            if args.runtime != "micropython":
+                raise ValueError("--min-heap measures the MicroPython unix port: add --runtime micropython")
+            stats["min_heap_bytes"] = find_min_heap(args.bundle, x, args.backend or "viper", micropython=args.micropython)
     except (RunError, BundleError, ValueError, OSError) as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 2
@@ -119,6 +123,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             json.dump(stats, f, indent=1)
     print(f"{args.output}: {y.dtype} {list(y.shape)}; {stats['runtime']}/{stats['backend']}: "
           f"{stats['latency_ms']:.1f} ms, heap peak {stats['heap_peak_bytes']:,d} bytes")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench import run_bench
+
+    fixtures = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+    models = [Path(m) for m in args.models] if args.models else sorted(
+        p for p in fixtures.glob("*.tflite") if p.stem != "unsupported_ops")
+    run_bench(models, args.board, args.repeats, Path(args.json) if args.json else None,
+              progress=lambda msg: print(msg, file=sys.stderr))
     return 0
 
 
@@ -166,7 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--micropython", metavar="EXE", help="MicroPython executable (default: the one of the test extra)")
     p.add_argument("--heap", default="512K", metavar="BYTES", help="MicroPython heap size, e.g. 256K (default 512K)")
     p.add_argument("--stats", metavar="STATS.json", help="write latency, heap peak and flash traffic as JSON")
+    p.add_argument("--min-heap", action="store_true",
+                   help="also find the smallest MicroPython heap the run fits in (bisection; several runs)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="measure latency, memory and flash traffic per model",
+                       description="Benchmark the fixture models (or --models) on every backend against tflite-micro.")
+    p.add_argument("--models", nargs="+", metavar="MODEL.tflite", help="models to measure (default: the test fixtures)")
+    p.add_argument("--board", default="rp2040", help="board whose budget the spilling figures use (default rp2040)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is kept (default 3)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -133,7 +133,9 @@ def optimize(graph: Graph, budget: int | None = None) -> Optimized:
     result = Optimized(graph, plan_memory(graph, runtime_scratch), budget, fusions=fusions)
     while not result.met:
         step = peak_step(result.plan, len(graph.ops))
-        candidates = [c for c in cold_ranges(graph).values() if c.covers(step) and _spillable(graph, c)]
+        # The fetch is fused into the consumer, so a spill frees RAM through the consumer's step too.
+        candidates = [c for c in cold_ranges(graph).values()
+                      if c.after < step <= c.before and _spillable(graph, c)]
         if not candidates:
             break
         best = max(candidates, key=lambda c: (c.length, -graph.tensors[c.tensor].nbytes))

@@ -91,6 +91,8 @@ def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         inp.write_bytes(data)
+        if lfs_blocks:
+            Path(str(outp) + ".lfs").write_bytes(b"\xff" * (4096 * lfs_blocks))
         env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
         cmd = [exe, "-X", f"heapsize={heap}", str(RUNNER), str(Path(path).resolve()), str(inp), str(outp), backend or "auto",
                str(lfs_blocks)]
@@ -104,6 +106,36 @@ def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int
         stats = json.loads(line[6:])
         stats.update(heap_peak_bytes=int(peak.group(1)), runtime="micropython", heap_bytes=heap)
         return outp.read_bytes(), stats
+
+
+def find_min_heap(path: str | Path, x: np.ndarray, backend: str = "viper", lfs_blocks: int = 0,
+                  hi: int = 8 * 1024 * 1024, resolution: int = 1024, micropython: str | None = None) -> int:
+    """The smallest -X heapsize (to `resolution` bytes) at which one inference
+    completes in the unix port: what the run really needs. (mem_info's peak
+    counts garbage that the collector would have reclaimed, so it overstates.)"""
+    exe = find_micropython(micropython)
+    info = bundle_info(path)
+    data = _input_bytes(info, x)
+
+    def fits(heap: int) -> bool:
+        try:
+            _run_micropython(path, data, backend, exe, heap, lfs_blocks)
+            return True
+        except RunError as exc:
+            if "MemoryError" in str(exc):
+                return False
+            raise
+
+    lo = resolution
+    if not fits(hi):
+        raise RunError(f"does not run even with a {hi}-byte heap")
+    while hi - lo > resolution:
+        mid = (lo + hi) // 2 // resolution * resolution
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def parse_size(text: str) -> int:

@@ -14,16 +14,17 @@ class Model:
         try:
             sections = bundle.read_sections(f, path)
             self.meta = meta = bundle.read_meta(f, sections)
+            # The big buffers first, while the heap is still unfragmented.
+            gc.collect()
+            self.arena = bytearray(meta["arena_bytes"])
+            self.wbuf = bytearray(max(meta["blob_bytes"], 4))
             records = bundle.read_steps(f, sections, path)
             slots = bundle.read_spill_slots(f, sections)
+            self.blob_base = sections[b"BLOB"][0]
+            self.steps = [(ops.load(op).run, array("i", p), off, n) for op, p, off, n in records]
         except Exception:
             f.close()
             raise
-        self.blob_base = sections[b"BLOB"][0]
-        self.steps = [(ops.load(op).run, array("i", p), off, n) for op, p, off, n in records]
-        # All working memory is taken here, once.
-        self.arena = bytearray(meta["arena_bytes"])
-        self.wbuf = bytearray(max(meta["blob_bytes"], 4))
         self.flash_read_bytes = 0
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0

@@ -8,6 +8,10 @@ from ..graph import Op, Tensor
 from ..quant import activation_range, channel_multipliers
 from . import LowerContext, hwc
 
+# Largest weight block of one step: the device's weight buffer is this big,
+# so bigger convolutions are split into steps over groups of output channels.
+MAX_BLOB_BYTES = 16 * 1024
+
 
 def same_padding(in_size: int, k: int, stride: int, dilation: int, out_size: int) -> int:
     """TFLite's leading padding for SAME (ComputePaddingHeightWidth)."""
@@ -55,8 +59,27 @@ def conv_step(op: Op, x: Tensor, w: Tensor, bias_t: Tensor | None, out: Tensor, 
     lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
     blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
     params = dict(in_off=in_off, in_h=in_h, in_w=in_w, in_c=in_c, out_off=out_off, out_h=out_h, out_w=out_w,
-                  out_c=out_c, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, **geometry)
+                  out_c=out_c, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, co0=0,
+                  out_stride=out_c, **geometry)
     return params, blob
+
+
+def channel_groups(params: dict, blob: bytes, weights: np.ndarray, max_bytes: int) -> list[tuple[dict, bytes]]:
+    """Split a conv step into steps over output-channel groups whose blobs fit max_bytes."""
+    out_c = params["out_c"]
+    if len(blob) <= max_bytes:
+        return [(params, blob)]
+    per_channel = weights[0].size + 16
+    group = max(1, max_bytes // per_channel)
+    tables = np.frombuffer(blob[params["w_bytes"]:], dtype="<i4").reshape(4, out_c)
+    steps = []
+    for co0 in range(0, out_c, group):
+        co1 = min(out_c, co0 + group)
+        w = weights[co0:co1].astype(np.int8).tobytes()
+        w += b"\0" * (-len(w) % 4)
+        steps.append((dict(params, out_c=co1 - co0, co0=co0, w_bytes=len(w)),
+                      w + tables[:, co0:co1].astype("<i4").tobytes()))
+    return steps
 
 
 def lower(ctx: LowerContext, op: Op) -> list[Step]:
@@ -64,4 +87,5 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     x, w, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     params, blob = conv_step(op, x, w, bias_t, out, ctx.offset(x.index), ctx.offset(out.index))
-    return [Step("conv2d", params, blob)]
+    weights = w.data if op.kind != "FULLY_CONNECTED" else w.data.reshape(w.shape[0], 1, 1, -1)
+    return [Step("conv2d", p, b) for p, b in channel_groups(params, blob, weights, MAX_BLOB_BYTES)]

@@ -2,7 +2,9 @@
 # with per-channel requantisation, as TFLite Micro's reference kernel.
 # Blob: weights OHWI int8 (w_bytes, padded to 4), then int32 x out_c each:
 # bias folded with the input zero point (bias - in_zp * sum(w)), bias,
-# multiplier, shift.
+# multiplier, shift. A step may compute only output channels co0..co0+out_c-1
+# of an output with out_stride channels, so large weights come in blocks
+# that fit a small weight buffer.
 import micropython
 
 from tinyseg_mp import backend
@@ -12,7 +14,7 @@ PARAMS = (
     "in_off", "in_h", "in_w", "in_c",
     "out_off", "out_h", "out_w", "out_c",
     "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left",
-    "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+    "in_zp", "out_zp", "act_min", "act_max", "w_bytes", "co0", "out_stride",
 )
 
 
@@ -47,9 +49,9 @@ def prepare(p, blob):
 def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
     np = backend.np
     (_, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, _) = p
+     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, _, co0, out_stride) = p
     weights, bias, q = prep
-    out = common.int8_view(m, out_off, out_h * out_w, out_c)
+    out = common.int8_view(m, out_off, out_h * out_w, out_stride)[:, co0 : co0 + out_c]
     # One input row, padded left/right with the zero point, so every tap is a
     # plain (out_w, in_c) view; rows outside the input are all zero point.
     span = (out_w * s_w + (k_w - 1) * d_w + 1) * in_c
@@ -106,6 +108,8 @@ def _conv_viper(arena, src, blob, prm, row_base: int, ring: int, oy0: int, oy1: 
     lo = int(_i32(prm, 18))
     hi = int(_i32(prm, 19))
     q = int(_i32(prm, 20)) >> 1  # per-channel int32 tables, as 16-bit halves
+    co0 = int(_i32(prm, 21))
+    out_stride = int(_i32(prm, 22))
     a = ptr8(arena)
     s = ptr8(src)
     w = ptr8(blob)
@@ -127,7 +131,7 @@ def _conv_viper(arena, src, blob, prm, row_base: int, ring: int, oy0: int, oy1: 
         mask = (1 << right) - 1
         m_hi = mult >> 15
         m_lo = mult & 0x7FFF
-        o = out_off + oy0 * out_w * out_c + co
+        o = out_off + oy0 * out_w * out_stride + co0 + co
         for oy in range(oy0, oy1):
             for ox in range(out_w):
                 acc = bias
@@ -168,4 +172,4 @@ def _conv_viper(arena, src, blob, prm, row_base: int, ring: int, oy0: int, oy1: 
                 if r > hi:
                     r = hi
                 a[o] = r & 0xFF
-                o += out_c
+                o += out_stride

@@ -1,0 +1,145 @@
+"""`tinyseg bench`: latency, memory and flash figures per model, with ratios.
+
+Figures are measured on this machine, never asserted by tests:
+- latency of one inference on each backend (CPython+numpy, CPython+ulab
+  stand-in, MicroPython unix port+viper) next to tflite-micro's invoke time;
+- TFLite Micro's arena (as tflite-micro reports it), our planned peak without
+  and with the memory optimisations, the unix port's measured heap peak;
+- with a budget (the board's): spilled bytes written per inference before and
+  after compression, and the latency of the spilling bundle against the same
+  backend without spills.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import tflite_import
+from .boards import load_board
+from .compile import BudgetError, compile_model
+from .memplan import plan_memory
+from .runner import REPO_ROOT, run_bundle
+
+ULAB_STANDIN = REPO_ROOT / "tests" / "ulab_standin"
+_HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
+
+
+def tflm_figures(model: Path, x: np.ndarray, repeats: int) -> tuple[int, float]:
+    """(arena head, best invoke ms) from tflite-micro, in a child process (it prints from C++)."""
+    code = (
+        "import sys, time, numpy as np\n"
+        "from tflite_micro.python.tflite_micro import runtime\n"
+        "it = runtime.Interpreter.from_file(sys.argv[1], arena_size=8_000_000)\n"
+        "x = np.load(sys.argv[2]); best = 1e9\n"
+        "for _ in range(int(sys.argv[3])):\n"
+        "    it.set_input(x, 0); t = time.perf_counter(); it.invoke(); best = min(best, time.perf_counter() - t)\n"
+        "print('INVOKE_MS', best * 1000); it.print_allocations()\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", x)
+        out = subprocess.run([sys.executable, "-c", code, str(model), str(Path(tmp) / "x.npy"), str(repeats)],
+                             capture_output=True, text=True, check=True).stdout
+    invoke = float(re.search(r"INVOKE_MS ([\d.]+)", out).group(1))
+    return int(_HEAD_RE.search(out).group(1)), invoke
+
+
+def _best(fn, repeats: int) -> tuple[float, dict]:
+    best, stats = None, {}
+    for _ in range(repeats):
+        _, s = fn()
+        if best is None or s["latency_ms"] < best:
+            best, stats = s["latency_ms"], s
+    return best, stats
+
+
+def bench_model(model: Path, board: str, repeats: int, progress=print) -> dict:
+    x = np.load(model.with_suffix(".input.npy")) if model.with_suffix(".input.npy").exists() else None
+    graph = tflite_import.load(model)
+    if x is None:
+        t = graph.tensors[graph.inputs[0]]
+        x = np.zeros(t.shape, dtype=t.dtype)
+    head, invoke_ms = tflm_figures(model, x, repeats)
+    row = {"model": model.stem, "tflm_arena_bytes": head, "tflm_invoke_ms": invoke_ms,
+           "unoptimized_peak_bytes": plan_memory(graph).peak}
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "plain.tsb"
+        row["optimized_peak_bytes"] = compile_model(model, plain).plan.peak
+        sys.path.insert(0, str(ULAB_STANDIN))
+        try:
+            for runtime, backend in (("cpython", "numpy"), ("cpython", "ulab"), ("micropython", "viper")):
+                progress(f"  {model.stem}: {runtime}/{backend}")
+                ms, stats = _best(lambda: run_bundle(plain, x, runtime, backend, heap=4 * 1024 * 1024), repeats)
+                row[f"{backend}_ms"] = ms
+                row[f"{backend}_vs_tflm"] = ms / invoke_ms
+                if runtime == "micropython":
+                    row["unix_port_heap_peak_bytes"] = stats["heap_peak_bytes"]
+        finally:
+            sys.path.remove(str(ULAB_STANDIN))
+        budget = load_board(board).budget
+        spilled = Path(tmp) / "spilled.tsb"
+        try:
+            compiled = compile_model(model, spilled, budget)
+        except BudgetError as exc:
+            row["budget"] = {"bytes": budget, "met": False, "reason": str(exc)}
+            return row
+        row["budget"] = {"board": board, "bytes": budget, "peak_bytes": compiled.plan.peak,
+                         "spilled_tensors": len(compiled.optimized.spills),
+                         "spill_bytes_uncompressed": sum(s.nbytes for s in compiled.optimized.spills)}
+        if compiled.optimized.spills:
+            progress(f"  {model.stem}: micropython/viper with spills")
+            ms, stats = _best(lambda: run_bundle(spilled, x, "micropython", "viper", heap=4 * 1024 * 1024,
+                                                 lfs_blocks=256), repeats)
+            row["budget"].update(viper_ms=ms, spill_overhead_vs_viper=ms / row["viper_ms"],
+                                 spill_bytes_written=stats["flash_write_bytes"],
+                                 compression_ratio=row["budget"]["spill_bytes_uncompressed"] / max(stats["flash_write_bytes"], 1),
+                                 lfs_erases=stats["lfs_erases"], heap_peak_bytes=stats["heap_peak_bytes"])
+    return row
+
+
+def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, progress=print) -> list[dict]:
+    rows = []
+    for model in models:
+        progress(f"{model.name} ...")
+        t0 = time.perf_counter()
+        rows.append(bench_model(model, board, repeats, progress))
+        progress(f"  done in {time.perf_counter() - t0:.1f} s")
+    print_table(rows)
+    if out:
+        out.write_text(json.dumps(rows, indent=1))
+        progress(f"figures written to {out}")
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print("\nlatency, one inference (best of runs), ms; ratio = ours / tflite-micro invoke")
+    print(f"{'model':12s} {'tflm':>8s} {'numpy':>9s} {'ratio':>7s} {'ulab*':>9s} {'ratio':>7s} {'viper':>9s} {'ratio':>7s}")
+    for r in rows:
+        print(f"{r['model']:12s} {r['tflm_invoke_ms']:8.2f} {r['numpy_ms']:9.2f} {r['numpy_vs_tflm']:7.1f} "
+              f"{r['ulab_ms']:9.2f} {r['ulab_vs_tflm']:7.1f} {r['viper_ms']:9.2f} {r['viper_vs_tflm']:7.1f}")
+    print("  * ulab: the strict stand-in over numpy on CPython (its speed says nothing about a board)")
+    print("\nmemory, bytes")
+    print(f"{'model':12s} {'tflm arena':>11s} {'ours plain':>11s} {'ours opt':>10s} {'budget':>8s} {'peak':>8s} "
+          f"{'heap(unix)':>11s}")
+    for r in rows:
+        b = r["budget"]
+        print(f"{r['model']:12s} {r['tflm_arena_bytes']:11,d} {r['unoptimized_peak_bytes']:11,d} "
+              f"{r['optimized_peak_bytes']:10,d} {b['bytes']:8,d} {b.get('peak_bytes', -1):8,d} "
+              f"{b.get('heap_peak_bytes', r['unix_port_heap_peak_bytes']):11,d}")
+    print("\nspilling (viper, unix port, spill file on littlefs)")
+    for r in rows:
+        b = r["budget"]
+        if "viper_ms" in b:
+            print(f"{r['model']:12s} latency {b['viper_ms']:.1f} ms = {b['spill_overhead_vs_viper']:.2f}x no-spill; "
+                  f"flash written {b['spill_bytes_uncompressed']:,d} B raw -> {b['spill_bytes_written']:,d} B "
+                  f"compressed ({b['compression_ratio']:.1f}x), {b['lfs_erases']} erases")
+        elif not b.get("met", True):
+            print(f"{r['model']:12s} {b['reason']}")
+        else:
+            print(f"{r['model']:12s} fits the budget without spilling")
