@@ -1,0 +1,51 @@
+# CONCATENATION along any axis (8-bit). TFLite Micro requires every input to
+# share the output's quantisation, so this is pure data movement: the output
+# is `outer` rows of `out_inner` bytes and row r of input k (inner_k bytes)
+# goes to output bytes [col_k, col_k + inner_k) of row r.
+# Blob: int32 (off, src, inner, col) per input; src 1 = constant bytes in the
+# blob at off, else the arena.
+import struct
+
+import micropython
+
+from tinyseg_mp import backend
+
+PARAMS = ("out_off", "outer", "out_inner", "n_in")
+_CHUNK = 512  # bytes per array block (ulab copies the right side of a slice assignment)
+
+
+def run(m, p, blob):
+    out_off, outer, out_inner, n_in = p
+    a = memoryview(m.arena)
+    for k in range(n_in):
+        off, src, inner, col = struct.unpack_from("<4i", blob, 16 * k)
+        s = blob if src else a
+        d = out_off + col
+        if outer < 8 or inner >= 32:
+            # Few or long runs: slice copies (memcpy) beat any loop.
+            for _ in range(outer):
+                a[d : d + inner] = s[off : off + inner]
+                d += out_inner
+                off += inner
+        elif backend.np is None:
+            _runs_viper(m.arena, s, off, d, outer, inner, out_inner)
+        else:
+            # Many short runs (channel concat): strided 2-D views, in blocks.
+            np = backend.np
+            dst = np.frombuffer(a[out_off : out_off + outer * out_inner], dtype=np.uint8).reshape((outer, out_inner))
+            sv = np.frombuffer(s[off : off + outer * inner], dtype=np.uint8).reshape((outer, inner))
+            step = _CHUNK // inner
+            for r in range(0, outer, step):
+                e = min(r + step, outer)
+                dst[r:e, col : col + inner] = sv[r:e, :]
+
+
+@micropython.viper
+def _runs_viper(arena, src, s: int, d: int, rows: int, width: int, stride: int):
+    a = ptr8(arena)
+    b = ptr8(src)
+    for _ in range(rows):
+        for j in range(width):
+            a[d + j] = b[s]
+            s += 1
+        d += stride

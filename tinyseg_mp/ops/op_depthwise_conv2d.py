@@ -1,0 +1,167 @@
+# DEPTHWISE_CONV_2D: int8 NHWC depthwise convolution (output channel
+# oc = ic * depth_mult + m) with per-channel requantisation, as TFLite Micro's
+# reference kernel.
+# Blob: weights int8 as (depth_mult, k_h*k_w, in_c) (w_bytes, padded to 4),
+# then int32 x out_c each: bias, multiplier, shift, all in that m-major order
+# (entry m * in_c + ic).
+import micropython
+
+from tinyseg_mp import backend
+from tinyseg_mp.ops import common
+
+PARAMS = (
+    "in_off", "in_h", "in_w", "in_c",
+    "out_off", "out_h", "out_w", "out_c",
+    "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left",
+    "depth_mult", "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+)
+
+
+def run(m, p, blob):
+    if backend.np is None:
+        _dw_viper(m.arena, blob, p)
+    else:
+        _dw_array(m, p, blob)
+
+
+def _dw_array(m, p, blob):
+    np = backend.np
+    (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
+     s_h, s_w, d_h, d_w, pad_t, pad_l, dm, in_zp, out_zp, lo, hi, w_bytes) = p
+    taps = k_h * k_w
+    # Float weights (small for a depthwise layer): one (in_c,) row per (m, tap).
+    w = np.array(np.frombuffer(blob[: out_c * taps], dtype=np.int8).reshape((dm * taps, in_c)), dtype=backend.FLOAT)
+    bias = common.i32_floats(blob, w_bytes, out_c)
+    mult = common.i32_floats(blob, w_bytes + 4 * out_c, out_c)
+    shift = common.i32_floats(blob, w_bytes + 8 * out_c, out_c)
+    # One (bias, requant constants) pair per multiplier group m: channels
+    # m*in_c .. (m+1)*in_c - 1 of the tables, output columns m::dm.
+    groups = [(bias[j * in_c : (j + 1) * in_c],
+               common.channel_requant(mult[j * in_c : (j + 1) * in_c], shift[j * in_c : (j + 1) * in_c]))
+              for j in range(dm)]
+    out = common.int8_view(m, out_off, out_h * out_w, out_c)
+    # One input row padded left/right with the zero point, so each tap is a
+    # plain (out_w, in_c) view; the padding bytes are never overwritten.
+    span = max((out_w * s_w + (k_w - 1) * d_w + 1) * in_c, (pad_l + in_w) * in_c)
+    row = bytearray(bytes((in_zp & 0xFF,)) * span)
+    row_arr = np.frombuffer(row, dtype=np.int8)
+    arena = memoryview(m.arena)
+    width = out_w * s_w * in_c
+    n = in_w * in_c
+    for oy in range(out_h):
+        accs = [np.zeros((out_w, in_c), dtype=backend.FLOAT) for _ in range(dm)]
+        for ky in range(k_h):
+            iy = oy * s_h + ky * d_h - pad_t
+            if iy < 0 or iy >= in_h:
+                continue  # rows outside the input add nothing (TFLM skips them)
+            src = in_off + iy * n
+            row[pad_l * in_c : pad_l * in_c + n] = arena[src : src + n]
+            row_f = np.array(row_arr, dtype=backend.FLOAT)
+            row_f -= in_zp  # padding becomes 0: TFLM skips those taps
+            for kx in range(k_w):
+                start = kx * d_w * in_c
+                tv = row_f[start : start + width].reshape((out_w, s_w * in_c))[:, :in_c]
+                t = ky * k_w + kx
+                for j in range(dm):
+                    accs[j] += tv * w[j * taps + t]
+        rows = out[oy * out_w : (oy + 1) * out_w, :]
+        for j in range(dm):
+            b, q = groups[j]
+            rows[:, j::dm] = common.to_int8(common.requant(accs[j] + b, q), out_zp, lo, hi)
+
+
+@micropython.viper
+def _i32(buf, i: int) -> int:
+    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
+    h = ptr16(buf)
+    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
+
+
+@micropython.viper
+def _dw_viper(arena, blob, prm):
+    in_off = int(_i32(prm, 0))
+    in_h = int(_i32(prm, 1))
+    in_w = int(_i32(prm, 2))
+    in_c = int(_i32(prm, 3))
+    out_off = int(_i32(prm, 4))
+    out_h = int(_i32(prm, 5))
+    out_w = int(_i32(prm, 6))
+    out_c = int(_i32(prm, 7))
+    k_h = int(_i32(prm, 8))
+    k_w = int(_i32(prm, 9))
+    s_h = int(_i32(prm, 10))
+    s_w = int(_i32(prm, 11))
+    d_h = int(_i32(prm, 12))
+    d_w = int(_i32(prm, 13))
+    pad_t = int(_i32(prm, 14))
+    pad_l = int(_i32(prm, 15))
+    dm = int(_i32(prm, 16))
+    in_zp = int(_i32(prm, 17))
+    out_zp = int(_i32(prm, 18))
+    lo = int(_i32(prm, 19))
+    hi = int(_i32(prm, 20))
+    q = int(_i32(prm, 21)) >> 1  # int32 tables, as 16-bit halves
+    taps = k_h * k_w
+    a = ptr8(arena)
+    w = ptr8(blob)
+    h = ptr16(blob)
+    for j in range(out_c):  # j = m * in_c + ic: the blob's table order
+        mm = 0
+        ic = j
+        while ic >= in_c:
+            ic -= in_c
+            mm += 1
+        # Signed int32 loads from 16-bit halves: right on 32- and 64-bit viper.
+        i = q + 2 * j
+        bias = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (out_c + j)
+        mult = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (2 * out_c + j)
+        shift = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        left = 0
+        right = 0 - shift
+        if shift > 0:
+            left = shift
+            right = 0
+        mask = (1 << right) - 1
+        m_hi = mult >> 15
+        m_lo = mult & 0x7FFF
+        wbase = mm * taps * in_c + ic
+        o = out_off + ic * dm + mm
+        for oy in range(out_h):
+            for ox in range(out_w):
+                acc = bias
+                for ky in range(k_h):
+                    iy = oy * s_h + ky * d_h - pad_t
+                    if iy < 0 or iy >= in_h:
+                        continue
+                    for kx in range(k_w):
+                        ix = ox * s_w + kx * d_w - pad_l
+                        if ix < 0 or ix >= in_w:
+                            continue
+                        x = ((int(a[in_off + (iy * in_w + ix) * in_c + ic]) ^ 0x80) - 0x80) - in_zp
+                        acc += x * ((int(w[wbase + (ky * k_w + kx) * in_c]) ^ 0x80) - 0x80)
+                # MultiplyByQuantizedMultiplier inside signed 32 bits, as in
+                # op_conv2d: SaturatingRoundingDoublingHighMul on 15-bit limbs
+                # with carries, then a rounding (half away from zero) right shift.
+                x = acc << left
+                x_hi = x >> 15
+                x_lo = x & 0x7FFF
+                mid1 = x_hi * m_lo
+                mid2 = x_lo * m_hi
+                low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+                carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+                v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+                threshold = mask >> 1
+                if v < 0:
+                    threshold += 1
+                r = v >> right
+                if (v & mask) > threshold:
+                    r += 1
+                r += out_zp
+                if r < lo:
+                    r = lo
+                if r > hi:
+                    r = hi
+                a[o] = r & 0xFF
+                o += out_c

@@ -1,0 +1,101 @@
+# MAX_POOL_2D: int8 NHWC max pooling, as TFLite Micro's reference kernel:
+# the window max over cells inside the input (padding ignored), clamped to
+# the fused activation range [act_min, act_max]. No blob.
+import micropython
+
+from tinyseg_mp import backend
+
+PARAMS = (
+    "in_off", "in_h", "in_w", "c", "out_off", "out_h", "out_w",
+    "f_h", "f_w", "stride_h", "stride_w", "pad_top", "pad_left", "act_min", "act_max",
+)
+
+
+def run(m, p, blob):
+    if backend.np is None:
+        _max_viper(m.arena, p)
+    else:
+        _max_array(m, p)
+
+
+def _max_array(m, p):
+    np = backend.np
+    in_off, in_h, in_w, c, out_off, out_h, out_w, f_h, f_w, s_h, s_w, pad_t, pad_l, lo, hi = p
+    # One input row padded left/right with -128 (neutral for max), so each
+    # filter column is a plain (out_w, c) view; padding bytes stay as filled.
+    span = max((out_w * s_w + f_w) * c, (pad_l + in_w) * c)
+    row = bytearray(b"\x80" * span)
+    row_arr = np.frombuffer(row, dtype=np.int8)
+    arena = memoryview(m.arena)
+    width = out_w * s_w * c
+    n = in_w * c
+    for oy in range(out_h):
+        y0 = oy * s_h - pad_t
+        mx = None
+        for iy in range(max(0, y0), min(in_h, y0 + f_h)):
+            src = in_off + iy * n
+            row[pad_l * c : pad_l * c + n] = arena[src : src + n]
+            for kx in range(f_w):
+                tv = row_arr[kx * c : kx * c + width].reshape((out_w, s_w * c))[:, :c]
+                mx = tv.copy() if mx is None else np.maximum(mx, tv)
+        # Values are within int8 already: clamp, convert, copy into the arena.
+        res = np.array(np.clip(mx, lo, hi), dtype=np.int8)
+        dst = out_off + oy * out_w * c
+        arena[dst : dst + out_w * c] = res.tobytes()
+
+
+@micropython.viper
+def _i32(buf, i: int) -> int:
+    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
+    h = ptr16(buf)
+    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
+
+
+@micropython.viper
+def _max_viper(arena, prm):
+    in_off = int(_i32(prm, 0))
+    in_h = int(_i32(prm, 1))
+    in_w = int(_i32(prm, 2))
+    c = int(_i32(prm, 3))
+    out_off = int(_i32(prm, 4))
+    out_h = int(_i32(prm, 5))
+    out_w = int(_i32(prm, 6))
+    f_h = int(_i32(prm, 7))
+    f_w = int(_i32(prm, 8))
+    s_h = int(_i32(prm, 9))
+    s_w = int(_i32(prm, 10))
+    pad_t = int(_i32(prm, 11))
+    pad_l = int(_i32(prm, 12))
+    lo = int(_i32(prm, 13))
+    hi = int(_i32(prm, 14))
+    a = ptr8(arena)
+    o = out_off
+    for oy in range(out_h):
+        y0 = oy * s_h - pad_t
+        y1 = y0 + f_h
+        if y0 < 0:
+            y0 = 0
+        if y1 > in_h:
+            y1 = in_h
+        for ox in range(out_w):
+            x0 = ox * s_w - pad_l
+            x1 = x0 + f_w
+            if x0 < 0:
+                x0 = 0
+            if x1 > in_w:
+                x1 = in_w
+            for ch in range(c):
+                r = -128
+                for iy in range(y0, y1):
+                    ip = in_off + (iy * in_w + x0) * c + ch
+                    for ix in range(x0, x1):
+                        v = (int(a[ip]) ^ 0x80) - 0x80
+                        if v > r:
+                            r = v
+                        ip += c
+                if r < lo:
+                    r = lo
+                if r > hi:
+                    r = hi
+                a[o] = r & 0xFF
+                o += 1

@@ -1,0 +1,88 @@
+# MEAN over H and W of an int8 NHWC tensor, as TFLite Micro's
+# QuantizedMeanOrSum: per channel, the int32 sum of the raw values plus
+# `bias` (= -in_zp * H*W), MultiplyByQuantizedMultiplier(mult, shift) (1/(H*W)
+# is folded into mult/shift on the host), plus out_zp, clamped to int8.
+# No blob.
+import micropython
+
+from tinyseg_mp import backend
+from tinyseg_mp.ops import common
+
+PARAMS = ("in_off", "in_h", "in_w", "c", "out_off", "bias", "out_zp", "mult", "shift")
+
+
+def run(m, p, blob):
+    if backend.np is None:
+        _mean_viper(m.arena, p)
+    else:
+        _mean_array(m, p)
+
+
+def _mean_array(m, p):
+    np = backend.np
+    FLOAT = backend.FLOAT
+    in_off, in_h, in_w, c, out_off, bias, out_zp, mult, shift = p
+    # Two dots with rows of ones sum over H, then W, without a float copy of
+    # the input (exact: |sum| <= 128*H*W < 2^24).
+    x = common.int8_view(m, in_off, in_h, in_w * c)
+    s = np.dot(np.ones((1, in_h), dtype=FLOAT), x).reshape((in_w, c))
+    s = np.dot(np.ones((1, in_w), dtype=FLOAT), s)
+    q = common.channel_requant(np.array([mult], dtype=FLOAT), np.array([shift], dtype=FLOAT))
+    common.int8_view(m, out_off, 1, c)[:, :] = common.to_int8(common.requant(s + bias, q), out_zp, -128, 127)
+
+
+@micropython.viper
+def _i32(buf, i: int) -> int:
+    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
+    h = ptr16(buf)
+    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
+
+
+@micropython.viper
+def _mean_viper(arena, prm):
+    in_off = int(_i32(prm, 0))
+    n = int(_i32(prm, 1)) * int(_i32(prm, 2))
+    c = int(_i32(prm, 3))
+    out_off = int(_i32(prm, 4))
+    bias = int(_i32(prm, 5))
+    out_zp = int(_i32(prm, 6))
+    mult = int(_i32(prm, 7))
+    shift = int(_i32(prm, 8))
+    left = 0
+    right = 0 - shift
+    if shift > 0:
+        left = shift
+        right = 0
+    mask = (1 << right) - 1
+    m_hi = mult >> 15
+    m_lo = mult & 0x7FFF
+    a = ptr8(arena)
+    for ch in range(c):
+        acc = bias
+        ip = in_off + ch
+        for i in range(n):
+            acc += (int(a[ip]) ^ 0x80) - 0x80
+            ip += c
+        # MultiplyByQuantizedMultiplier inside signed 32 bits, as in
+        # op_conv2d: SaturatingRoundingDoublingHighMul on 15-bit limbs with
+        # carries, then a rounding (half away from zero) right shift.
+        x = acc << left
+        x_hi = x >> 15
+        x_lo = x & 0x7FFF
+        mid1 = x_hi * m_lo
+        mid2 = x_lo * m_hi
+        low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+        carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+        v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+        threshold = mask >> 1
+        if v < 0:
+            threshold += 1
+        r = v >> right
+        if (v & mask) > threshold:
+            r += 1
+        r += out_zp
+        if r < -128:
+            r = -128
+        if r > 127:
+            r = 127
+        a[out_off + ch] = r & 0xFF

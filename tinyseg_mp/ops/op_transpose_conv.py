@@ -1,0 +1,185 @@
+# TRANSPOSE_CONV: int8 NHWC transposed convolution with per-channel
+# requantisation, as TFLite Micro's reference kernel. Input pixel (iy, ix)
+# through tap (ky, kx) lands on output (iy*s_h - pad_top + ky,
+# ix*s_w - pad_left + kx). TFLM scatters into an int32 buffer of the whole
+# output; here each output row (array path) or pixel (viper path) gathers
+# its contributions, so no such buffer is needed. Sums are identical.
+# Blob: weights int8 as (k_h, in_c, k_w, out_c) (w_bytes, padded to 4), then
+# int32 x out_c each: bias, multiplier, shift.
+import micropython
+
+from tinyseg_mp import backend
+from tinyseg_mp.ops import common
+
+PARAMS = (
+    "in_off", "in_h", "in_w", "in_c",
+    "out_off", "out_h", "out_w", "out_c",
+    "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
+    "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+)
+
+
+def run(m, p, blob):
+    if backend.np is None:
+        _tconv_viper(m.arena, blob, p)
+    else:
+        _tconv_array(m, p, blob)
+
+
+def _tconv_array(m, p, blob):
+    np = backend.np
+    (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
+     s_h, s_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes) = p
+    kc = k_w * out_c
+    # Kernel row ky is the (in_c, k_w*out_c) matrix w[ky*in_c:(ky+1)*in_c]:
+    # one dot per (input row, ky) gives every kx at once.
+    w = np.frombuffer(blob[: k_h * in_c * kc], dtype=np.int8).reshape((k_h * in_c, kc))
+    bias = common.i32_floats(blob, w_bytes, out_c)
+    q = common.channel_requant(common.i32_floats(blob, w_bytes + 4 * out_c, out_c),
+                               common.i32_floats(blob, w_bytes + 8 * out_c, out_c))
+    x = common.int8_view(m, in_off, in_h * in_w, in_c)
+    out = common.int8_view(m, out_off, out_h * out_w, out_c)
+    for oy in range(out_h):
+        acc = np.zeros((out_w, out_c), dtype=backend.FLOAT)
+        for ky in range(k_h):
+            t = oy + pad_t - ky
+            if t < 0 or t % s_h:
+                continue
+            iy = t // s_h
+            if iy >= in_h:
+                continue
+            # dot() must see a float operand: numpy keeps int8 products in int8.
+            xf = np.array(x[iy * in_w : (iy + 1) * in_w, :], dtype=backend.FLOAT)
+            xf -= in_zp
+            d = np.dot(xf, w[ky * in_c : (ky + 1) * in_c, :])
+            for kx in range(k_w):
+                # Input column ix lands on output column ix*s_w + c0.
+                c0 = kx - pad_l
+                ix0 = 0 if c0 >= 0 else (s_w - 1 - c0) // s_w
+                ix1 = min(in_w, (out_w - 1 - c0) // s_w + 1)
+                if ix1 <= ix0:
+                    continue
+                o0 = ix0 * s_w + c0
+                acc[o0 : o0 + (ix1 - ix0 - 1) * s_w + 1 : s_w, :] += d[ix0:ix1, kx * out_c : (kx + 1) * out_c]
+        out[oy * out_w : (oy + 1) * out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
+
+
+@micropython.viper
+def _i32(buf, i: int) -> int:
+    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
+    h = ptr16(buf)
+    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
+
+
+@micropython.viper
+def _tconv_viper(arena, blob, prm):
+    in_off = int(_i32(prm, 0))
+    in_h = int(_i32(prm, 1))
+    in_w = int(_i32(prm, 2))
+    in_c = int(_i32(prm, 3))
+    out_off = int(_i32(prm, 4))
+    out_h = int(_i32(prm, 5))
+    out_w = int(_i32(prm, 6))
+    out_c = int(_i32(prm, 7))
+    k_h = int(_i32(prm, 8))
+    k_w = int(_i32(prm, 9))
+    s_h = int(_i32(prm, 10))
+    s_w = int(_i32(prm, 11))
+    pad_t = int(_i32(prm, 12))
+    pad_l = int(_i32(prm, 13))
+    in_zp = int(_i32(prm, 14))
+    out_zp = int(_i32(prm, 15))
+    lo = int(_i32(prm, 16))
+    hi = int(_i32(prm, 17))
+    q = int(_i32(prm, 18)) >> 1  # int32 tables, as 16-bit halves
+    a = ptr8(arena)
+    w = ptr8(blob)
+    h = ptr16(blob)
+    wstep = k_w * out_c  # weight stride from one input channel to the next
+    # Output coordinate o + pad = base*s + r (0 <= r < s) is reached by taps
+    # k = r, r+s, r+2s, ... from inputs base, base-1, ...: phases are
+    # stepped along instead of divided.
+    ry0 = pad_t
+    by0 = 0
+    while ry0 >= s_h:
+        ry0 -= s_h
+        by0 += 1
+    rx0 = pad_l
+    bx0 = 0
+    while rx0 >= s_w:
+        rx0 -= s_w
+        bx0 += 1
+    for co in range(out_c):
+        # Signed int32 loads from 16-bit halves: right on 32- and 64-bit viper.
+        i = q + 2 * co
+        bias = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (out_c + co)
+        mult = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        i = q + 2 * (2 * out_c + co)
+        shift = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
+        left = 0
+        right = 0 - shift
+        if shift > 0:
+            left = shift
+            right = 0
+        mask = (1 << right) - 1
+        m_hi = mult >> 15
+        m_lo = mult & 0x7FFF
+        o = out_off + co
+        ry = ry0
+        by = by0
+        for oy in range(out_h):
+            rx = rx0
+            bx = bx0
+            for ox in range(out_w):
+                acc = bias
+                ky = ry
+                iy = by
+                while ky < k_h:
+                    if iy >= 0 and iy < in_h:
+                        kx = rx
+                        ix = bx
+                        while kx < k_w:
+                            if ix >= 0 and ix < in_w:
+                                ip = in_off + (iy * in_w + ix) * in_c
+                                wp = (ky * in_c * k_w + kx) * out_c + co
+                                for ci in range(in_c):
+                                    x = ((int(a[ip + ci]) ^ 0x80) - 0x80) - in_zp
+                                    acc += x * ((int(w[wp]) ^ 0x80) - 0x80)
+                                    wp += wstep
+                            kx += s_w
+                            ix -= 1
+                    ky += s_h
+                    iy -= 1
+                # MultiplyByQuantizedMultiplier inside signed 32 bits, as in
+                # op_conv2d: SaturatingRoundingDoublingHighMul on 15-bit limbs
+                # with carries, then a rounding (half away from zero) right shift.
+                x = acc << left
+                x_hi = x >> 15
+                x_lo = x & 0x7FFF
+                mid1 = x_hi * m_lo
+                mid2 = x_lo * m_hi
+                low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+                carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+                v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+                threshold = mask >> 1
+                if v < 0:
+                    threshold += 1
+                r = v >> right
+                if (v & mask) > threshold:
+                    r += 1
+                r += out_zp
+                if r < lo:
+                    r = lo
+                if r > hi:
+                    r = hi
+                a[o] = r & 0xFF
+                o += out_c
+                rx += 1
+                if rx == s_w:
+                    rx = 0
+                    bx += 1
+            ry += 1
+            if ry == s_h:
+                ry = 0
+                by += 1
