@@ -44,8 +44,9 @@ def tflm_figures(model: Path, x: np.ndarray, repeats: int) -> tuple[int, float]:
     )
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", x)
-        out = subprocess.run([sys.executable, "-c", code, str(model), str(Path(tmp) / "x.npy"), str(repeats)],
-                             capture_output=True, text=True, check=True).stdout
+        res = subprocess.run([sys.executable, "-c", code, str(model), str(Path(tmp) / "x.npy"), str(repeats)],
+                             capture_output=True, text=True, check=True)
+        out = res.stdout + res.stderr
     invoke = float(re.search(r"INVOKE_MS ([\d.]+)", out).group(1))
     return int(_HEAD_RE.search(out).group(1)), invoke
 

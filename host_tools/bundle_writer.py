@@ -25,7 +25,17 @@ def op_params(op: str) -> tuple[str, ...]:
     return importlib.import_module(f"tinyseg_mp.ops.op_{op}").PARAMS
 
 
-def _encode_step(step: Step, blob_off: int) -> bytes:
+def compress_blob(raw: bytes) -> bytes:
+    """zlib with a small window (the device inflates with 2^BLOB_WBITS bytes);
+    the raw bytes when compression does not pay."""
+    if len(raw) < 256:
+        return raw
+    c = zlib.compressobj(9, zlib.DEFLATED, bundle.BLOB_WBITS)
+    packed = c.compress(raw) + c.flush()
+    return packed if len(packed) < 0.9 * len(raw) else raw
+
+
+def _encode_step(step: Step, blob_off: int, stored: int) -> bytes:
     names = op_params(step.op)
     missing = set(names) - step.params.keys()
     extra = step.params.keys() - set(names)
@@ -35,7 +45,7 @@ def _encode_step(step: Step, blob_off: int) -> bytes:
     for n, v in zip(names, values):
         if not -(2**31) <= v < 2**31:
             raise ValueError(f"step {step.op} ({step.source}): param {n}={v} does not fit int32")
-    return struct.pack(bundle.STEP, ops.NAMES.index(step.op), len(values), blob_off, len(step.blob)) + struct.pack(
+    return struct.pack(bundle.STEP, ops.NAMES.index(step.op), len(values), blob_off, stored, len(step.blob)) + struct.pack(
         f"<{len(values)}i", *values
     )
 
@@ -45,10 +55,14 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
     """Write the bundle atomically (a temporary file renamed into place); returns its size."""
     blob = bytearray()
     records = bytearray()
+    stored_at: dict[bytes, tuple[int, int]] = {}  # identical blocks are stored once
     for step in steps:
-        records += _encode_step(step, len(blob))
-        blob += step.blob
-        blob += b"\0" * (-len(blob) % 4)
+        if step.blob not in stored_at:
+            packed = compress_blob(step.blob)
+            stored_at[step.blob] = (len(blob), len(packed))
+            blob += packed
+            blob += b"\0" * (-len(blob) % 4)
+        records += _encode_step(step, *stored_at[step.blob])
     meta_bytes = struct.pack(f"<{len(bundle.META_FIELDS)}i", *(int(meta[k]) for k in bundle.META_FIELDS))
     sections = [
         (b"META", meta_bytes),

@@ -131,3 +131,27 @@ def test_cli_run_writes_output_and_stats(bundles, tmp_path):
     assert {"latency_ms", "heap_peak_bytes", "flash_read_bytes", "flash_write_bytes"} <= stats.keys()
     assert stats["heap_peak_bytes"] > 0 and stats["heap_bytes"] == 256 * 1024
     assert_matches(np.load(tmp_path / "out.npy"), tflm_reference("ops_zoo_a", x))
+
+
+@pytest.mark.parametrize("runtime,backend", TARGETS)
+def test_compressed_weight_blocks_inflate_on_every_runtime(tmp_path, runtime, backend, request):
+    from tinyseg_mp import bundle
+
+    if backend == "ulab":
+        request.getfixturevalue("ulab_path")
+    model = FIXTURES / "ops" / "softmax_ew_scaled.tflite"
+    path = tmp_path / "m.tsb"
+    compile_model(model, path)
+    with open(path, "rb") as f:
+        records = bundle.read_steps(f, bundle.read_sections(f, str(path)), str(path))
+    assert sum(stored < raw for _, _, _, stored, raw in records) >= 2  # zlib blocks, 1 KB window
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    interp = tflm.Interpreter.from_file(str(model), arena_size=100_000)
+    x = np.random.default_rng(5).integers(-128, 128, interp.get_input_details(0)["shape"], dtype=np.int8)
+    interp.set_input(x, 0)
+    interp.invoke()
+    ref = interp.get_output(0)
+    ours, stats = run_bundle(path, x, runtime, backend)
+    assert_matches(ours, ref)
+    assert stats["flash_read_bytes"] < sum(raw for *_, raw in records)

@@ -8,7 +8,10 @@ MAGIC = b"TSMP"
 VERSION = 1
 HEADER = "<4sHHI"  # magic, version, section count, CRC32 of header + table
 SECTION = "<4sIII"  # kind, offset, length, CRC32 of the section bytes
-STEP = "<HHII"  # opcode, param count, blob offset (in BLOB), blob length
+# opcode, param count, blob offset (in BLOB), stored length, length once
+# inflated (equal to the stored length when the blob is not compressed)
+STEP = "<HHIII"
+BLOB_WBITS = 10  # zlib window of compressed blobs: a 1 KB window to inflate on the device
 # META is a list of int32 in this order.
 META_FIELDS = (
     "arena_bytes",  # activation arena the plan needs
@@ -95,7 +98,7 @@ def read_spill_slots(f, sections):
 
 
 def read_steps(f, sections, path):
-    """Step records as (opcode, params tuple, blob offset, blob length)."""
+    """Step records as (opcode, params tuple, blob offset, stored length, raw length)."""
     offset, length = sections[b"STEP"]
     f.seek(offset)
     data = f.read(length)
@@ -103,10 +106,10 @@ def read_steps(f, sections, path):
     pos = 0
     size = struct.calcsize(STEP)
     while pos < length:
-        opcode, count, blob_off, blob_len = struct.unpack_from(STEP, data, pos)
+        opcode, count, blob_off, stored, raw = struct.unpack_from(STEP, data, pos)
         pos += size
         if pos + 4 * count > length:
             _fail(path, offset + pos, "step %d truncated" % len(steps))
-        steps.append((opcode, struct.unpack_from("<%di" % count, data, pos), blob_off, blob_len))
+        steps.append((opcode, struct.unpack_from("<%di" % count, data, pos), blob_off, stored, raw))
         pos += 4 * count
     return steps

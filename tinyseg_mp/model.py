@@ -6,6 +6,25 @@ from array import array
 from tinyseg_mp import backend, bundle, ops
 
 
+def _inflate(f, stored, dst):
+    """Inflate a compressed blob from the file into dst (exactly len(dst) bytes)."""
+    try:
+        import deflate
+    except ImportError:  # CPython
+        import zlib
+
+        dst[:] = zlib.decompress(f.read(stored), bundle.BLOB_WBITS)
+        return
+    d = deflate.DeflateIO(f, deflate.ZLIB, bundle.BLOB_WBITS)
+    got = 0
+    n = len(dst)
+    while got < n:
+        k = d.readinto(dst[got:])
+        if not k:
+            raise ValueError("compressed weights end early: damaged bundle")
+        got += k
+
+
 class Model:
     def __init__(self, path, backend_name=None, spill_path=None):
         self.backend = backend.select(backend_name)
@@ -21,7 +40,7 @@ class Model:
             records = bundle.read_steps(f, sections, path)
             slots = bundle.read_spill_slots(f, sections)
             self.blob_base = sections[b"BLOB"][0]
-            self.steps = [(ops.load(op).run, array("i", p), off, n) for op, p, off, n in records]
+            self.steps = [(ops.load(op).run, array("i", p), off, stored, raw) for op, p, off, stored, raw in records]
         except Exception:
             f.close()
             raise
@@ -52,12 +71,15 @@ class Model:
         f = self.file
         wbuf = memoryview(self.wbuf)
         base = self.blob_base
-        for run, p, off, n in self.steps:
-            if n:
+        for run, p, off, stored, raw in self.steps:
+            if raw:
                 f.seek(base + off)
-                f.readinto(wbuf[:n])
-                self.flash_read_bytes += n
-            run(self, p, wbuf[:n])
+                if stored == raw:
+                    f.readinto(wbuf[:raw])
+                else:
+                    _inflate(f, stored, wbuf[:raw])
+                self.flash_read_bytes += stored
+            run(self, p, wbuf[:raw])
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
 
     def close(self):
