@@ -25,7 +25,7 @@ from . import tflite_import
 from .boards import load_board
 from .compile import BudgetError, compile_model
 from .memplan import plan_memory
-from .runner import REPO_ROOT, run_bundle
+from .runner import REPO_ROOT, find_min_heap, run_bundle
 
 ULAB_STANDIN = REPO_ROOT / "tests" / "ulab_standin"
 _HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
@@ -80,7 +80,8 @@ def bench_model(model: Path, board: str, repeats: int, progress=print) -> dict:
                 row[f"{backend}_ms"] = ms
                 row[f"{backend}_vs_tflm"] = ms / invoke_ms
                 if runtime == "micropython":
-                    row["unix_port_heap_peak_bytes"] = stats["heap_peak_bytes"]
+                    row["unix_port_mem_info_peak_bytes"] = stats["heap_peak_bytes"]
+                    row["unix_port_min_heap_bytes"] = find_min_heap(plain, x, "viper")
         finally:
             sys.path.remove(str(ULAB_STANDIN))
         budget = load_board(board).budget
@@ -100,7 +101,8 @@ def bench_model(model: Path, board: str, repeats: int, progress=print) -> dict:
             row["budget"].update(viper_ms=ms, spill_overhead_vs_viper=ms / row["viper_ms"],
                                  spill_bytes_written=stats["flash_write_bytes"],
                                  compression_ratio=row["budget"]["spill_bytes_uncompressed"] / max(stats["flash_write_bytes"], 1),
-                                 lfs_erases=stats["lfs_erases"], heap_peak_bytes=stats["heap_peak_bytes"])
+                                 lfs_erases=stats["lfs_erases"], mem_info_peak_bytes=stats["heap_peak_bytes"],
+                                 min_heap_bytes=find_min_heap(spilled, x, "viper", lfs_blocks=256))
     return row
 
 
@@ -126,13 +128,15 @@ def print_table(rows: list[dict]) -> None:
               f"{r['ulab_ms']:9.2f} {r['ulab_vs_tflm']:7.1f} {r['viper_ms']:9.2f} {r['viper_vs_tflm']:7.1f}")
     print("  * ulab: the strict stand-in over numpy on CPython (its speed says nothing about a board)")
     print("\nmemory, bytes")
-    print(f"{'model':12s} {'tflm arena':>11s} {'ours plain':>11s} {'ours opt':>10s} {'budget':>8s} {'peak':>8s} "
-          f"{'heap(unix)':>11s}")
+    print(f"{'model':12s} {'tflm arena':>11s} {'ours plain':>11s} {'ours opt':>10s} {'min heap':>9s} "
+          f"{'budget':>8s} {'peak':>8s} {'min heap':>9s}")
     for r in rows:
         b = r["budget"]
         print(f"{r['model']:12s} {r['tflm_arena_bytes']:11,d} {r['unoptimized_peak_bytes']:11,d} "
-              f"{r['optimized_peak_bytes']:10,d} {b['bytes']:8,d} {b.get('peak_bytes', -1):8,d} "
-              f"{b.get('heap_peak_bytes', r['unix_port_heap_peak_bytes']):11,d}")
+              f"{r['optimized_peak_bytes']:10,d} {r['unix_port_min_heap_bytes']:9,d} {b['bytes']:8,d} "
+              f"{b.get('peak_bytes', -1):8,d} {b.get('min_heap_bytes', r['unix_port_min_heap_bytes']):9,d}")
+    print("  min heap: smallest -X heapsize the unix port (64-bit) completes one inference in, by bisection;\n"
+          "  the first for the plan without a budget, the second for the budget's plan (spill file on littlefs)")
     print("\nspilling (viper, unix port, spill file on littlefs)")
     for r in rows:
         b = r["budget"]
