@@ -40,12 +40,11 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     bias_t = g.tensors[op.inputs[n + 1]] if len(op.inputs) > n + 1 and op.inputs[n + 1] >= 0 else None
     h, width, _ = hwc(srcs[0])
     total_c = sum(hwc(t)[2] for t in srcs)
-    # The conv sees one input of all channels, quantised like every source.
-    x = g.add_tensor(srcs[0], "concat (never built)", shape=(1, h, width, total_c))
     ring, row, _ = _layout(g, op)
     scratch = ctx.scratch(op)
-    params, blob = conv_step(op, x, w, bias_t, out, scratch, ctx.offset(out.index))
-    g.tensors.pop()  # x was only a description
+    # The conv sees one input of all channels, quantised like every source.
+    params, blob = conv_step(op, (h, width, total_c), srcs[0].qparams(), w, bias_t, out, scratch,
+                             ctx.offset(out.index))
     for k in range(3):
         kind = ref = c = 0
         if k < n:

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..bundle_writer import Step
 from ..graph import Op, Tensor
-from ..quant import activation_range, channel_multipliers
+from ..quant import activation_range, channel_multipliers, fully_connected_multiplier
 from . import LowerContext, hwc
 
 # Largest weight block of one step: the device's weight buffer is this big,
@@ -31,10 +31,11 @@ def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int]
     return w + tables.tobytes(), len(w)
 
 
-def conv_step(op: Op, x: Tensor, w: Tensor, bias_t: Tensor | None, out: Tensor, in_off: int,
-              out_off: int) -> tuple[dict, bytes]:
-    """Params and blob of a device conv2d step; x gives the input's shape and quantisation."""
-    in_scale, in_zp = x.qparams()
+def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: Tensor, bias_t: Tensor | None,
+              out: Tensor, in_off: int, out_off: int) -> tuple[dict, bytes]:
+    """Params and blob of a device conv2d step reading an input of shape
+    in_hwc quantised as in_q (scale, zero point)."""
+    in_scale, in_zp = in_q
     out_scale, out_zp = out.qparams()
     if op.kind == "FULLY_CONNECTED":
         out_c, k = w.shape
@@ -45,7 +46,7 @@ def conv_step(op: Op, x: Tensor, w: Tensor, bias_t: Tensor | None, out: Tensor, 
     else:
         weights = w.data
         out_c, k_h, k_w, _ = weights.shape
-        in_h, in_w, in_c = hwc(x)
+        in_h, in_w, in_c = in_hwc
         out_h, out_w, _ = hwc(out)
         o = op.options
         pad_top = pad_left = 0
@@ -55,7 +56,11 @@ def conv_step(op: Op, x: Tensor, w: Tensor, bias_t: Tensor | None, out: Tensor, 
         geometry = dict(k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"],
                         dil_h=o["dilation_h"], dil_w=o["dilation_w"], pad_top=pad_top, pad_left=pad_left)
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
-    mult, shift = channel_multipliers(in_scale, np.broadcast_to(w.scale, (out_c,)), out_scale)
+    if op.kind == "FULLY_CONNECTED" and len(w.scale) == 1:
+        m, sh = fully_connected_multiplier(in_scale, float(w.scale[0]), out_scale)
+        mult, shift = [m] * out_c, [sh] * out_c
+    else:
+        mult, shift = channel_multipliers(in_scale, np.broadcast_to(w.scale, (out_c,)), out_scale)
     lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
     blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
     params = dict(in_off=in_off, in_h=in_h, in_w=in_w, in_c=in_c, out_off=out_off, out_h=out_h, out_w=out_w,
@@ -86,6 +91,6 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     g = ctx.graph
     x, w, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    params, blob = conv_step(op, x, w, bias_t, out, ctx.offset(x.index), ctx.offset(out.index))
+    params, blob = conv_step(op, hwc(x), x.qparams(), w, bias_t, out, ctx.offset(x.index), ctx.offset(out.index))
     weights = w.data if op.kind != "FULLY_CONNECTED" else w.data.reshape(w.shape[0], 1, 1, -1)
     return [Step("conv2d", p, b) for p, b in channel_groups(params, blob, weights, MAX_BLOB_BYTES)]
