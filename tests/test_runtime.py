@@ -155,3 +155,31 @@ def test_compressed_weight_blocks_inflate_on_every_runtime(tmp_path, runtime, ba
     ours, stats = run_bundle(path, x, runtime, backend)
     assert_matches(ours, ref)
     assert stats["flash_read_bytes"] < sum(raw for *_, raw in records)
+
+
+@pytest.mark.parametrize("model,budget", [(FIXTURES / "ops_zoo_a.tflite", None),
+                                          (FIXTURES / "ops" / "mini_unet_skip.tflite", 12_000)])
+def test_firmware_without_viper_falls_back_to_plain_python(tmp_path, model, budget):
+    from conftest import micropython_exe
+
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    path = tmp_path / "m.tsb"
+    compiled = compile_model(model, path, budget)
+    interp = tflm.Interpreter.from_file(str(model), arena_size=1_000_000)
+    d = interp.get_input_details(0)
+    x = np.random.default_rng(2).integers(0, 256, d["shape"]).astype(d["dtype"])
+    interp.set_input(x, 0)
+    interp.invoke()
+    ref = interp.get_output(0)
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    res = subprocess.run([micropython_exe(), "-X", "heapsize=2M", str(REPO / "tests" / "mp_run_without_viper.py"),
+                          str(path), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), str(tmp_path / "s.spill")],
+                         capture_output=True, text=True, env={"MICROPYPATH": str(REPO)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    plain = res.stdout.split("PLAIN", 1)[1].split()
+    assert "tinyseg_mp.ops.op_conv2d" in plain  # really compiled without viper
+    if budget:
+        assert compiled.optimized.spills and "tinyseg_mp.compress" in plain
+    ours = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=ref.dtype).reshape(ref.shape)
+    assert_matches(ours, ref)

@@ -1,26 +1,50 @@
-# Lets the device sources run where MicroPython's compiler features are missing:
-# on CPython (host tests) and on firmware built without the viper emitter.
-# Viper functions then run as plain Python over memoryviews (slow, same results).
+# Lets the device sources run where MicroPython's compiler features are
+# missing: on CPython (host tests) and on firmware built without the viper
+# emitter. There, viper functions run as plain Python over pointer stand-ins
+# (slow, same results).
+import struct
 import sys
 
+NO_VIPER = False  # set True to take the plain-Python path even where viper exists (tests)
 
-def _view(buf, code):
-    mv = memoryview(buf)
-    if mv.format != "B":
-        mv = mv.cast("B")
-    return mv if code == "B" else mv.cast(code)
+if sys.implementation.name == "micropython":
 
+    class _Ptr:
+        # ptr8/ptr16/ptr32 semantics: unsigned loads, stores truncated.
+        def __init__(self, buf, fmt, size, mask):
+            self.buf, self.fmt, self.size, self.mask = buf, fmt, size, mask
 
-def ptr8(buf):
-    return _view(buf, "B")
+        def __getitem__(self, i):
+            return struct.unpack_from(self.fmt, self.buf, i * self.size)[0]
 
+        def __setitem__(self, i, v):
+            struct.pack_into(self.fmt, self.buf, i * self.size, v & self.mask)
 
-def ptr16(buf):
-    return _view(buf, "H")
+    def ptr8(buf):
+        return _Ptr(buf, "<B", 1, 0xFF)
 
+    def ptr16(buf):
+        return _Ptr(buf, "<H", 2, 0xFFFF)
 
-def ptr32(buf):
-    return _view(buf, "I")
+    def ptr32(buf):
+        return _Ptr(buf, "<I", 4, 0xFFFFFFFF)
+
+else:
+
+    def _view(buf, code):
+        mv = memoryview(buf)
+        if mv.format != "B":
+            mv = mv.cast("B")
+        return mv if code == "B" else mv.cast(code)
+
+    def ptr8(buf):
+        return _view(buf, "B")
+
+    def ptr16(buf):
+        return _view(buf, "H")
+
+    def ptr32(buf):
+        return _view(buf, "I")
 
 
 SHIMS = {"ptr8": ptr8, "ptr16": ptr16, "ptr32": ptr32}
@@ -41,15 +65,45 @@ def install_cpython_shims():
             setattr(builtins, name, fn)
 
 
-def load_without_viper(modname, path):
-    """Import a module whose viper decorators this firmware cannot compile."""
+def import_module(modname):
+    """Import a tinyseg_mp module, compiling its viper functions as plain
+    Python when this firmware has no viper emitter (or NO_VIPER is set)."""
+    if modname in sys.modules:
+        return sys.modules[modname]
+    if not NO_VIPER:
+        try:
+            __import__(modname)
+            return sys.modules[modname]
+        except SyntaxError:  # "invalid micropython decorator": no viper emitter
+            sys.modules.pop(modname, None)
+    return _load_without_viper(modname)
+
+
+def _load_without_viper(modname):
+    root = __file__.rsplit("/", 1)[0]  # the tinyseg_mp folder
+    path = root + "/" + "/".join(modname.split(".")[1:]) + ".py"
     with open(path) as f:
-        source = "\n".join(
-            "" if line.strip() in ("@micropython.viper", "@micropython.native") else line
-            for line in f.read().split("\n")
-        )
-    mod = type(sys)(modname)
-    mod.__dict__.update(SHIMS)
-    exec(compile(source, path, "exec"), mod.__dict__)
+        lines = f.read().split("\n")
+    for line in lines:  # load what it imports from tinyseg_mp the same way first
+        words = line.split()
+        if len(words) >= 4 and words[0] == "from" and words[1].startswith("tinyseg_mp") and words[2] == "import":
+            for name in " ".join(words[3:]).split(","):
+                dep = words[1] + "." + name.strip()
+                if dep.replace(".", "/") != "tinyseg_mp/ops" and dep.count(".") and _is_module(root, dep):
+                    import_module(dep)
+    source = "\n".join("" if l.strip() in ("@micropython.viper", "@micropython.native") else l for l in lines)
+    namespace = {"__name__": modname}
+    namespace.update(SHIMS)
+    exec(source, namespace)
+    # MicroPython cannot make module objects; a class holding the names serves.
+    mod = type(modname.rsplit(".", 1)[1], (), namespace)
     sys.modules[modname] = mod
     return mod
+
+
+def _is_module(root, modname):
+    try:
+        open(root + "/" + "/".join(modname.split(".")[1:]) + ".py").close()
+        return True
+    except OSError:
+        return False

@@ -25,6 +25,13 @@ def _inflate(f, stored, dst):
         got += k
 
 
+def _spill():
+    # Imported on demand, through the loader that copes with firmware without viper.
+    from tinyseg_mp._compat import import_module
+
+    return import_module("tinyseg_mp.spill")
+
+
 class Model:
     def __init__(self, path, backend_name=None, spill_path=None):
         self.backend = backend.select(backend_name)
@@ -48,9 +55,7 @@ class Model:
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
         if slots:
-            from tinyseg_mp import spill
-
-            self.spill_file_bytes = spill.open_store(spill_path or path + ".spill", slots)
+            self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots)
         gc.collect()
 
     def input_view(self):
@@ -86,6 +91,4 @@ class Model:
         """Close the bundle and remove the spill file."""
         self.file.close()
         if self.spill_file_bytes:
-            from tinyseg_mp import spill
-
-            spill.close()
+            _spill().close()

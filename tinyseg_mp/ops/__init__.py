@@ -36,13 +36,6 @@ def load(opcode):
     """The module of op `opcode`, imported on first use to save RAM."""
     if not 0 <= opcode < len(NAMES):
         raise ValueError("unknown op code %d: bundle is newer than this runtime" % opcode)
-    modname = "tinyseg_mp.ops.op_" + NAMES[opcode]
-    if modname in sys.modules:
-        return sys.modules[modname]
-    try:
-        __import__(modname)
-    except SyntaxError:  # firmware without the viper emitter
-        from tinyseg_mp._compat import load_without_viper
+    from tinyseg_mp._compat import import_module
 
-        return load_without_viper(modname, __file__.rsplit("/", 1)[0] + "/op_" + NAMES[opcode] + ".py")
-    return sys.modules[modname]
+    return import_module("tinyseg_mp.ops.op_" + NAMES[opcode])
