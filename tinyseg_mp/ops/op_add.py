@@ -32,7 +32,7 @@ def run(m, p, blob):
     a = blob if p[2] else m.arena
     b = blob if p[4] else m.arena
     if backend.np is None or not p[22]:
-        _binary_viper(m.arena, a, b, blob, p)
+        _binary_viper(m.arena, a, b, blob, *p)
     else:
         _binary_array(m.arena, a, b, blob, p)
 
@@ -104,34 +104,7 @@ def _binary_array(arena, a, b, blob, p):
 
 
 @micropython.viper
-def _i32(buf, i: int) -> int:
-    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
-    h = ptr16(buf)
-    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
-
-
-@micropython.viper
-def _binary_viper(arena, a, b, blob, prm):
-    kind = int(_i32(prm, 0))
-    a_off = int(_i32(prm, 1))
-    b_off = int(_i32(prm, 3))
-    o = int(_i32(prm, 5))
-    n0 = int(_i32(prm, 6))
-    n1 = int(_i32(prm, 7))
-    n2 = int(_i32(prm, 8))
-    sa0 = int(_i32(prm, 9))
-    sa1 = int(_i32(prm, 10))
-    sa2 = int(_i32(prm, 11))
-    sb0 = int(_i32(prm, 12))
-    sb1 = int(_i32(prm, 13))
-    sb2 = int(_i32(prm, 14))
-    a_zp = int(_i32(prm, 15))
-    b_zp = int(_i32(prm, 16))
-    zp = int(_i32(prm, 17))
-    lo = int(_i32(prm, 18))
-    hi = int(_i32(prm, 19))
-    mult = int(_i32(prm, 20))
-    shift = int(_i32(prm, 21))
+def _binary_viper(arena, a, b, blob, kind: int, a_off: int, _a_src: int, b_off: int, _b_src: int, o: int, n0: int, n1: int, n2: int, sa0: int, sa1: int, sa2: int, sb0: int, sb1: int, sb2: int, a_zp: int, b_zp: int, zp: int, lo: int, hi: int, mult: int, shift: int, _arr_ok: int, _t_off: int):
     left = 0
     right = 0 - shift
     if shift > 0:

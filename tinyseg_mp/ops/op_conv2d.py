@@ -28,7 +28,7 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, prep=None):
     arena (ring = input height), or a ring of rows that a fused op fills.
     prep: prepare(p, blob), to reuse it over calls of one step."""
     if backend.np is None:
-        _conv_viper(m.arena, src, blob, p, row_base, ring, oy0, oy1)
+        _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, *p)
     else:
         _conv_array(m, src, row_base, ring, p, prep or prepare(p, blob), oy0, oy1)
 
@@ -80,36 +80,8 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
 
 
 @micropython.viper
-def _i32(buf, i: int) -> int:
-    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
-    h = ptr16(buf)
-    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
-
-
-@micropython.viper
-def _conv_viper(arena, src, blob, prm, row_base: int, ring: int, oy0: int, oy1: int):
-    in_h = int(_i32(prm, 1))
-    in_w = int(_i32(prm, 2))
-    in_c = int(_i32(prm, 3))
-    out_off = int(_i32(prm, 4))
-    out_h = int(_i32(prm, 5))
-    out_w = int(_i32(prm, 6))
-    out_c = int(_i32(prm, 7))
-    k_h = int(_i32(prm, 8))
-    k_w = int(_i32(prm, 9))
-    s_h = int(_i32(prm, 10))
-    s_w = int(_i32(prm, 11))
-    d_h = int(_i32(prm, 12))
-    d_w = int(_i32(prm, 13))
-    pad_t = int(_i32(prm, 14))
-    pad_l = int(_i32(prm, 15))
-    in_zp = int(_i32(prm, 16))
-    out_zp = int(_i32(prm, 17))
-    lo = int(_i32(prm, 18))
-    hi = int(_i32(prm, 19))
-    q = int(_i32(prm, 20)) >> 1  # per-channel int32 tables, as 16-bit halves
-    co0 = int(_i32(prm, 21))
-    out_stride = int(_i32(prm, 22))
+def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, _in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, co0: int, out_stride: int):
+    q = w_bytes >> 1  # per-channel int32 tables, as 16-bit halves
     a = ptr8(arena)
     s = ptr8(src)
     w = ptr8(blob)

@@ -19,7 +19,7 @@ PARAMS = (
 
 def run(m, p, blob):
     if backend.np is None:
-        _dw_viper(m.arena, blob, p)
+        _dw_viper(m.arena, blob, *p)
     else:
         _dw_array(m, p, blob)
 
@@ -71,36 +71,8 @@ def _dw_array(m, p, blob):
 
 
 @micropython.viper
-def _i32(buf, i: int) -> int:
-    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
-    h = ptr16(buf)
-    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
-
-
-@micropython.viper
-def _dw_viper(arena, blob, prm):
-    in_off = int(_i32(prm, 0))
-    in_h = int(_i32(prm, 1))
-    in_w = int(_i32(prm, 2))
-    in_c = int(_i32(prm, 3))
-    out_off = int(_i32(prm, 4))
-    out_h = int(_i32(prm, 5))
-    out_w = int(_i32(prm, 6))
-    out_c = int(_i32(prm, 7))
-    k_h = int(_i32(prm, 8))
-    k_w = int(_i32(prm, 9))
-    s_h = int(_i32(prm, 10))
-    s_w = int(_i32(prm, 11))
-    d_h = int(_i32(prm, 12))
-    d_w = int(_i32(prm, 13))
-    pad_t = int(_i32(prm, 14))
-    pad_l = int(_i32(prm, 15))
-    dm = int(_i32(prm, 16))
-    in_zp = int(_i32(prm, 17))
-    out_zp = int(_i32(prm, 18))
-    lo = int(_i32(prm, 19))
-    hi = int(_i32(prm, 20))
-    q = int(_i32(prm, 21)) >> 1  # int32 tables, as 16-bit halves
+def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, dm: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int):
+    q = w_bytes >> 1  # int32 tables, as 16-bit halves
     taps = k_h * k_w
     a = ptr8(arena)
     w = ptr8(blob)

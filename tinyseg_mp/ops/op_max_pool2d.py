@@ -13,7 +13,7 @@ PARAMS = (
 
 def run(m, p, blob):
     if backend.np is None:
-        _max_viper(m.arena, p)
+        _max_viper(m.arena, *p)
     else:
         _max_array(m, p)
 
@@ -45,29 +45,7 @@ def _max_array(m, p):
 
 
 @micropython.viper
-def _i32(buf, i: int) -> int:
-    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
-    h = ptr16(buf)
-    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
-
-
-@micropython.viper
-def _max_viper(arena, prm):
-    in_off = int(_i32(prm, 0))
-    in_h = int(_i32(prm, 1))
-    in_w = int(_i32(prm, 2))
-    c = int(_i32(prm, 3))
-    out_off = int(_i32(prm, 4))
-    out_h = int(_i32(prm, 5))
-    out_w = int(_i32(prm, 6))
-    f_h = int(_i32(prm, 7))
-    f_w = int(_i32(prm, 8))
-    s_h = int(_i32(prm, 9))
-    s_w = int(_i32(prm, 10))
-    pad_t = int(_i32(prm, 11))
-    pad_l = int(_i32(prm, 12))
-    lo = int(_i32(prm, 13))
-    hi = int(_i32(prm, 14))
+def _max_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, out_h: int, out_w: int, f_h: int, f_w: int, s_h: int, s_w: int, pad_t: int, pad_l: int, lo: int, hi: int):
     a = ptr8(arena)
     o = out_off
     for oy in range(out_h):

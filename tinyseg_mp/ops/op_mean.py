@@ -13,7 +13,7 @@ PARAMS = ("in_off", "in_h", "in_w", "c", "out_off", "bias", "out_zp", "mult", "s
 
 def run(m, p, blob):
     if backend.np is None:
-        _mean_viper(m.arena, p)
+        _mean_viper(m.arena, *p)
     else:
         _mean_array(m, p)
 
@@ -32,22 +32,8 @@ def _mean_array(m, p):
 
 
 @micropython.viper
-def _i32(buf, i: int) -> int:
-    # Signed int32 load that is right on 32- and 64-bit viper (ptr32 loads are unsigned).
-    h = ptr16(buf)
-    return int(h[2 * i]) | (((int(h[2 * i + 1]) ^ 0x8000) - 0x8000) << 16)
-
-
-@micropython.viper
-def _mean_viper(arena, prm):
-    in_off = int(_i32(prm, 0))
-    n = int(_i32(prm, 1)) * int(_i32(prm, 2))
-    c = int(_i32(prm, 3))
-    out_off = int(_i32(prm, 4))
-    bias = int(_i32(prm, 5))
-    out_zp = int(_i32(prm, 6))
-    mult = int(_i32(prm, 7))
-    shift = int(_i32(prm, 8))
+def _mean_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, bias: int, out_zp: int, mult: int, shift: int):
+    n = in_h * in_w
     left = 0
     right = 0 - shift
     if shift > 0:
