@@ -139,6 +139,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .demo import run_demo
+
+    run_demo(Path(args.out), args.board)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .deploy import deploy
+
+    return deploy(Path(args.bundle), args.board, args.port, args.dry_run)
+
+
 def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="BYTES", help="activation RAM budget, e.g. 160000 or 150K; spills tensors to flash to meet it")
     p.add_argument("--board", metavar="NAME", help="use the board's usable heap minus the runtime's own needs as the budget")
@@ -194,6 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is kept (default 3)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="the main job: compile the bundled model, show memory, segment samples",
+                       description="Compile the bundled Tiny U-Net for a board, print the memory table, run the sample "
+                                   "images on the host and on the virtual board, and write PNGs.")
+    p.add_argument("--board", default="rp2040", help="board to compile for (default rp2040)")
+    p.add_argument("--out", default="tinyseg-demo", metavar="DIR", help="output folder (default ./tinyseg-demo)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("deploy", help="copy the runtime, a bundle and the board's demo to a board with mpremote",
+                       description="Copy tinyseg_mp (precompiled with mpy-cross when available), the bundle and "
+                                   "boards/<board>/main.py to a board with mpremote, printing each command.")
+    p.add_argument("bundle", help="the .tsb bundle to copy")
+    p.add_argument("--board", required=True, help="board profile (boards/<name>)")
+    p.add_argument("--port", help="serial port for mpremote (default: mpremote's auto-detection)")
+    p.add_argument("--dry-run", action="store_true", help="only print the mpremote commands")
+    p.set_defaults(func=cmd_deploy)
     return parser
 
 
