@@ -52,7 +52,7 @@ def _budget(args: argparse.Namespace) -> tuple[int | None, "Board | None"]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from .memplan import plan_memory
-    from .optimize import optimize
+    from .optimize import explain_peak, optimize
 
     budget, board = _budget(args)
     raw = tflite_import.load_raw(args.model)
@@ -81,7 +81,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"  timeline written to {args.plot}")
     if not opt.met:
         print(f"tinyseg: budget of {budget:,d} bytes cannot be met: the smallest peak reached is "
-              f"{opt.plan.peak:,d} bytes", file=sys.stderr)
+              f"{opt.plan.peak:,d} bytes; {explain_peak(opt)}", file=sys.stderr)
         return 3
     return 0
 

@@ -10,7 +10,7 @@ from tinyseg_mp import bundle
 from . import tflite_import
 from .bundle_writer import Step, write_bundle
 from .lower import hwc, lower_graph
-from .optimize import Optimized, optimize
+from .optimize import Optimized, explain_peak, optimize
 
 
 @dataclass
@@ -36,7 +36,8 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None)
     opt = optimize(graph, budget)
     if not opt.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
-                          f"{opt.plan.peak:,d} bytes (with {len(opt.spills)} spills). Use a budget of at least that.")
+                          f"{opt.plan.peak:,d} bytes (with {len(opt.spills)} spills): {explain_peak(opt)}. "
+                          "Use a budget of at least that.")
     steps = lower_graph(graph, opt.plan)
     x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     meta = {

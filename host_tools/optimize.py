@@ -127,6 +127,16 @@ def peak_step(plan: MemoryPlan, steps: int) -> int:
     return max(range(steps), key=lambda s: live[s])
 
 
+def explain_peak(opt: Optimized) -> str:
+    """Why the plan cannot go lower: the op at the peak and what it holds."""
+    graph, plan = opt.graph, opt.plan
+    step = peak_step(plan, len(graph.ops))
+    alive = sorted((b for b in plan.buffers if b.first <= step <= b.last), key=lambda b: -b.size)
+    held = ", ".join(f"{b.name[:40]} ({b.size:,d} B)" for b in alive[:4])
+    return (f"the peak is at step {step} ({graph.ops[step].kind}), which holds {held}; no tensor alive there "
+            f"is idle long enough to spill with a fused fetch")
+
+
 def optimize(graph: Graph, budget: int | None = None) -> Optimized:
     """Rewrite `graph` in place and plan it; spill until the peak fits `budget`."""
     fusions = elide_identity_pads(graph) + fuse_concat_conv(graph)
