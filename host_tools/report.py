@@ -66,6 +66,13 @@ def plan_report(graph: Graph, baseline: BaselinePlan, unoptimized: MemoryPlan, o
     }
 
 
+def _short(name: str) -> str:
+    """'model_1/inc_relu2_1/Relu;model_1/...' -> 'inc_relu2_1/Relu' for legends."""
+    first = name.split(";")[0]
+    parts = first.split("/")
+    return "/".join(parts[1:] if len(parts) > 2 else parts)[:32]
+
+
 def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str = "",
                   baseline_bytes: int | None = None, spills: list | None = None) -> None:
     """Live bytes per op step, each large buffer a stacked band, as a PNG."""
@@ -79,19 +86,20 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
     big = sorted(plan.buffers, key=lambda b: -b.size)[:12]
     rest = [b for b in plan.buffers if b not in big]
     layers = [[b.size / 1024 if b.first <= s <= b.last else 0 for s in range(steps)] for b in big]
-    labels = [b.name[:40] for b in big]
+    labels = [f"{_short(b.name)} ({b.size / 1024:.1f} KiB)" for b in big]
     layers.append([sum(b.size for b in rest if b.first <= s <= b.last) / 1024 for s in range(steps)])
     labels.append("other buffers")
-    ax.stackplot(range(steps), layers, labels=labels, step="mid")
+    colors = [plt.get_cmap("tab20")(i % 20) for i in range(len(layers) - 1)] + ["lightgrey"]
+    ax.stackplot(range(steps), layers, labels=labels, step="mid", colors=colors)
     if baseline_bytes:
-        ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label=f"TFLite Micro arena {baseline_bytes / 1024:.1f} KB")
-    ax.axhline(plan.peak / 1024, color="black", linestyle=":", label=f"planned peak {plan.peak / 1024:.1f} KB")
+        ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label=f"TFLite Micro arena {baseline_bytes / 1024:.1f} KiB")
+    ax.axhline(plan.peak / 1024, color="black", linestyle=":", label=f"planned peak {plan.peak / 1024:.1f} KiB")
     for s in spills or []:
         ax.axvspan(s.cold.after + 0.5, s.cold.before - 0.5, color="grey", alpha=0.12)
-        ax.text(s.cold.after + 0.6, plan.peak / 1024 * 0.95, f"in flash: {graph.tensors[s.tensor].name[:24]}",
+        ax.text(s.cold.after + 0.6, plan.peak / 1024 * 0.95, f"in flash: {_short(graph.tensors[s.tensor].name)}",
                 fontsize=6, rotation=90, va="top")
     ax.set_xlabel("op step")
-    ax.set_ylabel("live KB")
+    ax.set_ylabel("live KiB")
     ax.set_xticks(range(steps))
     ax.set_xticklabels([op.kind.replace("_", " ").lower()[:14] for op in graph.ops], rotation=90, fontsize=6)
     ax.set_title(title or f"{graph.name}: memory timeline")

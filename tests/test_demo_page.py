@@ -18,7 +18,7 @@ import pytest
 import tinyseg_mp.ops  # noqa: F401  (viper shims on CPython)
 from host_tools.boards import load_board
 from host_tools.compile import compile_model
-from host_tools.demo import default_model, frame_bytes, sample_images, tint
+from host_tools.demo import MODEL, frame_bytes, sample_images, tint
 from host_tools.runner import RunError, bundle_info, find_micropython, run_bundle
 from tinyseg_mp import image
 
@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
     """A board folder: the model compiled for the rp2040, two frames; and
     what the runtime computes for the first frame, on the host."""
     root = tmp_path_factory.mktemp("board")
-    model, _ = default_model()
+    model = MODEL
     compile_model(model, root / "model.tsb", load_board("rp2040").budget)
     images, _, _ = sample_images(2)
     (root / "frames").mkdir()
@@ -69,15 +69,10 @@ def setup(tmp_path_factory):
             x = (x.astype(np.int16) - 128).astype(np.int8)
         y, _ = run_bundle(root / "model.tsb", x, "cpython", None)
         expected.append((np.frombuffer(bytes(rgb), np.uint8).reshape(h, w, 3), y))
-    # The mask threshold: the demo's default (127) unless it leaves the first
-    # frame's mask (nearly) empty or full, as an untrained model may; then one
-    # that splits the output values.
-    v = expected[0][1].reshape(-1, info["output"]["shape"][-1])[:, -1].view(np.uint8) ^ oflip
+    # The demo's default mask threshold; the trained model's first frame has a real mask.
     thr = 127
-    if not 0.01 < (v > thr).mean() < 0.99:
-        thr = int(np.percentile(v, 60))
-        if (v > thr).mean() == 0:
-            thr = int(v.max()) - 1
+    v = expected[0][1].reshape(-1, info["output"]["shape"][-1])[:, -1].view(np.uint8) ^ oflip
+    assert 0.01 < (v > thr).mean() < 0.99
     return {"root": root, "info": info, "expected": expected, "thr": thr, "oflip": oflip}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinyseg_mp.ops  # noqa: F401  (installs the viper shims on CPython)
+from host_tools.demo import tint
 from tinyseg_mp import image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,13 +35,6 @@ def frame_bytes(rgb: np.ndarray, fmt: int) -> tuple[bytes, np.ndarray]:
     v = (r5 << 11) | (g6 << 5) | b5
     seen = np.stack([(r5 << 3) | (r5 >> 2), (g6 << 2) | (g6 >> 4), (b5 << 3) | (b5 >> 2)], -1).astype(np.uint8)
     return v.astype(">u2" if fmt == image.RGB565 else "<u2").tobytes(), seen
-
-
-def tint(rgb: np.ndarray, on: np.ndarray) -> np.ndarray:
-    out = rgb.astype(np.int32).copy()
-    out[on, 0] = (out[on, 0] + 255) >> 1
-    out[on, 1:] >>= 1
-    return out.astype(np.uint8)
 
 
 @pytest.mark.parametrize("fmt", [image.RGB565, image.RGB565_LE, image.GRAY, image.RGB888])

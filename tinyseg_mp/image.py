@@ -91,7 +91,7 @@ def _convert(src, dst, fmt: int, sw: int, sh: int, dw: int, dh: int, y0: int, y1
 
 
 def overlay(rgb, w, h, y0, y1, stride, mask, mw, mh, mc=1, flip=0, thr=127):
-    """Tint red, in place, the pixels of RGB888 rows y0..y1-1 (of a w x h
+    """Tint cyan, in place, the pixels of RGB888 rows y0..y1-1 (of a w x h
     image, held from rgb[0] on with `stride` bytes per row) whose mask value
     is over `thr`. The mask is mw x mh x mc (last channel used, nearest
     scaling); flip=0x80 for int8 masks."""
@@ -112,9 +112,9 @@ def _overlay(rgb, mask, w: int, h: int, y0: int, y1: int, stride: int, mw: int, 
         for x in range(w):
             v = int(m[(mrow + (x * mw) // w) * mc + mc - 1]) ^ flip
             if v > thr:
-                p[o] = (int(p[o]) + 255) >> 1
-                p[o + 1] = int(p[o + 1]) >> 1
-                p[o + 2] = int(p[o + 2]) >> 1
+                p[o] = int(p[o]) >> 1
+                p[o + 1] = (int(p[o + 1]) + 255) >> 1
+                p[o + 2] = (int(p[o + 2]) + 255) >> 1
             o += 3
 
 
