@@ -61,3 +61,16 @@ def test_frame_bytes_round_trip():
             want = want.copy()
             want[..., 1] = img[..., 1] | (img[..., 1] >> 6)
         assert (got == want).all(), fmt
+
+
+def test_run_demo_default_board_spills_and_states_the_heap_it_used(tmp_path):
+    lines = []
+    r = demo.run_demo(tmp_path / "out", progress=lines.append)  # rp2040: the model must spill to fit
+    assert r["board"] == "rp2040" and r["fits_budget"] and r["spills"]
+    assert r["peak_bytes"] <= r["budget_bytes"] < r["tflm_arena_bytes"]
+    vb = r["virtual_board"]
+    if vb is None:
+        pytest.skip("no MicroPython unix port")
+    # The 64-bit unix port needs more heap than the board; the demo measures it and says so.
+    assert vb["heap_bytes"] > vb["board_heap_bytes"] and "64-bit" in "\n".join(lines)
+    assert all(run["equal_to_host"] and run["flash_write_bytes"] > 0 for run in vb["runs"])
