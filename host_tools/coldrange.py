@@ -23,9 +23,6 @@ class ColdRange:
         """Steps strictly inside the gap."""
         return self.before - self.after - 1
 
-    def covers(self, step: int) -> bool:
-        return self.after < step < self.before
-
 
 def use_steps(graph: Graph, tensor: int) -> list[int]:
     t = graph.tensors[tensor]

@@ -76,10 +76,6 @@ class Graph:
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
 
-    def activation_inputs(self, op: Op) -> list[Tensor]:
-        """The non-constant inputs of an op (what the memory plan must hold)."""
-        return [self.tensors[i] for i in op.inputs if i >= 0 and not self.tensors[i].is_const]
-
     def add_tensor(self, like: Tensor, name: str, **changes: object) -> Tensor:
         """A new tensor shaped and quantised like `like` (links: call relink())."""
         t = Tensor(index=len(self.tensors), name=name, shape=like.shape, dtype=like.dtype, scale=like.scale,

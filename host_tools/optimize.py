@@ -4,10 +4,11 @@
 2. A channel CONCATENATION whose only reader is a CONV_2D becomes one
    CONCAT_CONV_2D op that gathers input rows from its sources as it needs
    them, so the concatenated tensor never exists.
-3. While the planned peak is over the budget: among the tensors alive at the
-   peak step whose cold range covers it, spill the one with the longest cold
-   range (then the fewest bytes): a SPILL op after its last early use writes
-   it to flash, and the fused consumer at the far end fetches it row by row.
+3. While the planned peak is over the budget: among the tensors whose cold
+   range (up to and including the fused consumer that ends it) spans the peak
+   step, spill the one with the longest cold range (then the fewest bytes): a
+   SPILL op after its last early use writes it to flash, and the fused
+   consumer at the far end fetches it row by row.
 """
 from __future__ import annotations
 
