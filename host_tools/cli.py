@@ -5,10 +5,15 @@ import argparse
 import json
 import sys
 
+from typing import TYPE_CHECKING
+
 from . import tflite_import
 from .lifetimes import tensor_lifetimes
 from .report import plan_report, plot_timeline
 from .tflm_baseline import tflm_plan
+
+if TYPE_CHECKING:
+    from .boards import Board
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -40,7 +45,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget(args: argparse.Namespace) -> tuple[int | None, "Board | None"]:
+def _budget(args: argparse.Namespace) -> tuple[int | None, Board | None]:
     from .boards import load_board
     from .runner import parse_size
 

@@ -34,7 +34,7 @@ def test_buffer_fills_a_gap_between_placed_buffers():
     a = p.add_buffer(100, 0, 0)   # placed at 0, dies early
     b = p.add_buffer(90, 0, 5)    # stacked above a
     c = p.add_buffer(80, 2, 5)    # fits into a's slot once a is dead
-    assert p.offset(b) == 100 and p.offset(c) == 0 and p.peak() == 190
+    assert p.offset(a) == 0 and p.offset(b) == 100 and p.offset(c) == 0 and p.peak() == 190
 
 
 def test_equal_sizes_keep_tflm_order():

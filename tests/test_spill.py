@@ -7,14 +7,13 @@ import subprocess
 import sys
 
 import littlefs
-import numpy as np
 import pytest
 
-from conftest import MODEL_NAMES, model_path, micropython_exe, tflm_allocations, REPO
+from conftest import MODEL_NAMES, model_path, tflm_allocations
 from host_tools import tflite_import
 from host_tools.boards import load_board
 from host_tools.coldrange import cold_ranges
-from host_tools.compile import BudgetError, compile_model
+from host_tools.compile import compile_model
 from host_tools.optimize import optimize
 from host_tools.runner import RunError, run_bundle
 from tinyseg_mp import compress, spill
