@@ -12,7 +12,7 @@ from typing import Callable
 
 from .graph import Graph, Op
 from .lifetimes import tensor_lifetimes
-from .planner import GreedyPlanner, MemoryPlanner
+from .planner import BestOrderPlanner, MemoryPlanner
 from .tflm_baseline import scratch_requests
 
 ScratchFn = Callable[[Graph, Op], int]
@@ -59,7 +59,7 @@ class MemoryPlan:
 def plan_memory(graph: Graph, scratch: ScratchFn = tflm_scratch, planner: MemoryPlanner | None = None) -> MemoryPlan:
     """Place every arena tensor and every op's scratch buffer; `scratch` says
     how many scratch bytes an op's kernel needs."""
-    planner = planner or GreedyPlanner()
+    planner = planner or BestOrderPlanner()
     entries: list[tuple[str, int, int, int, int, int]] = []
     for lt in sorted(tensor_lifetimes(graph).values(), key=lambda lt: lt.tensor):
         t = graph.tensors[lt.tensor]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .greedy import GreedyPlanner
+from .greedy import BestOrderPlanner, GreedyPlanner
 
 
 class MemoryPlanner(Protocol):
@@ -21,4 +21,4 @@ class MemoryPlanner(Protocol):
         """The arena size the plan needs (highest end offset of any buffer)."""
 
 
-__all__ = ["MemoryPlanner", "GreedyPlanner"]
+__all__ = ["MemoryPlanner", "GreedyPlanner", "BestOrderPlanner"]

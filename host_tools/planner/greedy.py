@@ -24,11 +24,16 @@ class GreedyPlanner:
         self._offsets = None
         return len(self._sizes) - 1
 
-    def _place(self) -> list[int]:
+    def _orders(self) -> list[list[int]]:
+        """Placement orders to try; TFLite Micro's is the only one here."""
         n = len(self._sizes)
         # Reverse addition order, then a stable sort by size, descending.
-        order = sorted(reversed(range(n)), key=lambda i: -self._sizes[i])
-        offsets = [0] * n
+        return [sorted(reversed(range(n)), key=lambda i: -self._sizes[i])]
+
+    def _place(self, order: list[int]) -> list[int]:
+        """Put each buffer, in `order`, into the lowest gap among the placed
+        buffers alive at the same time."""
+        offsets = [0] * len(self._sizes)
         placed: list[int] = []  # buffer ids, kept sorted by offset
         for b in order:
             first, last, size = self._first[b], self._last[b], self._sizes[b]
@@ -49,14 +54,31 @@ class GreedyPlanner:
             placed.insert(pos, b)
         return offsets
 
+    def _peak_of(self, offsets: list[int]) -> int:
+        return max((o + s for o, s in zip(offsets, self._sizes)), default=0)
+
     def offsets(self) -> list[int]:
         if self._offsets is None:
-            self._offsets = self._place()
+            self._offsets = min((self._place(order) for order in self._orders()), key=self._peak_of)
         return self._offsets
 
     def offset(self, buffer_id: int) -> int:
         return self.offsets()[buffer_id]
 
     def peak(self) -> int:
-        offs = self.offsets()
-        return max((o + s for o, s in zip(offs, self._sizes)), default=0)
+        return self._peak_of(self.offsets())
+
+
+class BestOrderPlanner(GreedyPlanner):
+    """The same gap-filling placement tried in several orders (TFLite Micro's
+    first, then by lifetime and by size x lifetime); the lowest peak wins.
+    Greedy-by-size alone can leave gaps that no later buffer fits."""
+
+    def _orders(self) -> list[list[int]]:
+        ids = range(len(self._sizes))
+        span = [self._last[i] - self._first[i] + 1 for i in ids]
+        return super()._orders() + [
+            sorted(ids, key=lambda i: (-span[i], -self._sizes[i])),
+            sorted(ids, key=lambda i: (-self._sizes[i] * span[i], i)),
+            sorted(ids, key=lambda i: (self._first[i], -self._sizes[i])),
+        ]
