@@ -80,8 +80,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for note in opt.fusions:
             print(f"  - {note}")
         for s in opt.spills:
-            print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) over steps "
-                  f"{s.cold.after + 1}..{s.cold.before - 1}")
+            spill_step, fetch_step = s.steps(graph)
+            print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) at step {spill_step}, "
+                  f"fetched by step {fetch_step} ({graph.ops[fetch_step].kind})")
         if args.plot:
             print(f"  timeline written to {args.plot}")
     if not opt.met:

@@ -22,7 +22,8 @@ from .graph import Graph, Op
 from .lower import LOWERINGS, hwc
 from .memplan import MemoryPlan, plan_memory
 
-FETCH_CONSUMERS = ("CONCAT_CONV_2D",)
+# Ops that read a spilled input back row by row while they compute.
+FETCH_CONSUMERS = ("CONCAT_CONV_2D", "CONCATENATION")
 
 
 def runtime_scratch(graph: Graph, op: Op) -> int:
@@ -45,6 +46,12 @@ class Spill:
     @property
     def worst_case_bytes(self) -> int:
         return self.rows * compress.bound(self.row_bytes)
+
+    def steps(self, graph: Graph) -> tuple[int, int]:
+        """(the SPILL step, the step that fetches it) in the final graph; the
+        cold range's own indices predate the SPILL ops inserted into it."""
+        flash = graph.tensors[self.flash_tensor]
+        return flash.producer, flash.consumers[0]
 
 
 @dataclass
@@ -104,6 +111,8 @@ def fuse_concat_conv(graph: Graph) -> list[str]:
 def _spillable(graph: Graph, cold: ColdRange) -> bool:
     t = graph.tensors[cold.tensor]
     consumer = graph.ops[cold.before]
+    if consumer.kind == "CONCATENATION" and consumer.options["axis"] not in (-1, 3):
+        return False  # row-by-row fetching is for channel concatenation of images
     return (t.dtype in ("int8", "uint8") and not t.in_flash and t.index not in graph.outputs
             and len(t.shape) == 4 and consumer.kind in FETCH_CONSUMERS
             and cold.before == max(t.consumers))

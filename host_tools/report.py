@@ -48,8 +48,8 @@ def plan_report(graph: Graph, baseline: BaselinePlan, unoptimized: MemoryPlan, o
         "budget_met": opt.met,
         "fusions": opt.fusions,
         "spills": [
-            {"tensor": graph.tensors[s.tensor].name, "bytes": s.nbytes, "spilled_after_step": s.cold.after,
-             "fetched_by_step": s.cold.before, "cold_steps": s.cold.length}
+            {"tensor": graph.tensors[s.tensor].name, "bytes": s.nbytes, "spill_step": s.steps(graph)[0],
+             "fetched_by_step": s.steps(graph)[1], "cold_steps": s.steps(graph)[1] - s.steps(graph)[0] - 1}
             for s in opt.spills
         ],
         "flash": flash_report(opt, board),
@@ -95,8 +95,9 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
         ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label=f"TFLite Micro arena {baseline_bytes / 1024:.1f} KiB")
     ax.axhline(plan.peak / 1024, color="black", linestyle=":", label=f"planned peak {plan.peak / 1024:.1f} KiB")
     for s in spills or []:
-        ax.axvspan(s.cold.after + 0.5, s.cold.before - 0.5, color="grey", alpha=0.12)
-        ax.text(s.cold.after + 0.6, plan.peak / 1024 * 0.95, f"in flash: {_short(graph.tensors[s.tensor].name)}",
+        spill_step, fetch_step = s.steps(graph)
+        ax.axvspan(spill_step + 0.5, fetch_step - 0.5, color="grey", alpha=0.12)
+        ax.text(spill_step + 0.6, plan.peak / 1024 * 0.95, f"in flash: {_short(graph.tensors[s.tensor].name)}",
                 fontsize=6, rotation=90, va="top")
     ax.set_xlabel("op step")
     ax.set_ylabel("live KiB")

@@ -17,7 +17,7 @@ from host_tools.compile import compile_model
 from host_tools.optimize import optimize
 from host_tools.runner import RunError, run_bundle
 from tinyseg_mp import compress, spill
-from test_runtime import assert_matches, sample_inputs, tflm_reference
+from test_runtime import assert_matches, sample_inputs, tflm_reference, ulab_path  # noqa: F401 (fixture)
 
 
 class CountingContext(littlefs.UserContext):
@@ -64,7 +64,8 @@ def test_spill_store_on_littlefs_counts_and_cleans_up():
     rows, row_bytes = 20, 480
     size = spill.open_store("s.spill", [(rows, row_bytes)], fs)
     assert size == rows * compress.bound(row_bytes) and fs.stat("s.spill").size == size
-    data = bytearray(random.Random(1).choice((0, 0, 0, 7, 200)) for _ in range(rows * row_bytes))
+    rng = random.Random(1)
+    data = bytearray(rng.choice((0, 0, 0, 7, 200)) for _ in range(rows * row_bytes))
     tmp = bytearray(compress.bound(row_bytes))
     ctx.prog_bytes = ctx.erases = 0
     written = spill.write_rows(0, memoryview(data), row_bytes, rows, tmp)
@@ -147,3 +148,33 @@ def test_the_heap_limit_is_real(pico_bundle):
     # Negative control for the test above: the same run in a heap smaller than its arena fails.
     with pytest.raises(RunError, match="MemoryError"):
         run_bundle(pico_bundle, sample_inputs("tiny_unet")[0], "micropython", "viper", heap=150 * 1024, lfs_blocks=256)
+
+
+def test_incompressible_rows_are_stored_raw():
+    fs, _ = lfs(64)
+    rows, row_bytes = 6, 300
+    spill.open_store("s.spill", [(rows, row_bytes)], fs)
+    rng = random.Random(9)
+    data = bytearray(rng.randrange(256) for _ in range(rows * row_bytes))
+    tmp = bytearray(compress.bound(row_bytes))
+    assert spill.write_rows(0, memoryview(data), row_bytes, rows, tmp) == rows * row_bytes
+    out = bytearray(row_bytes)
+    for r in range(rows):
+        assert spill.read_row(0, r, row_bytes, tmp, out) == row_bytes and out == data[r * row_bytes : (r + 1) * row_bytes]
+    spill.close()
+
+
+@pytest.mark.parametrize("runtime,backend", [("cpython", "numpy"), ("cpython", "ulab"), ("micropython", "viper")])
+def test_plain_concatenation_fetches_a_spilled_input(tmp_path, runtime, backend, request):
+    # ops_zoo_a concatenates its input image with later tensors: under this
+    # budget the image goes to flash and the CONCATENATION reads it back row by row.
+    if backend == "ulab":
+        request.getfixturevalue("ulab_path")
+    path = tmp_path / "m.tsb"
+    compiled = compile_model(model_path("ops_zoo_a"), path, 27_100)
+    graph = compiled.optimized.graph
+    assert [graph.ops[s.steps(graph)[1]].kind for s in compiled.optimized.spills] == ["CONCATENATION"]
+    for x in sample_inputs("ops_zoo_a"):
+        ours, stats = run_bundle(path, x, runtime, backend, lfs_blocks=16 if runtime == "micropython" else 0)
+        assert_matches(ours, tflm_reference("ops_zoo_a", x))
+        assert stats["flash_write_bytes"] > 0 and stats["flash_read_bytes"] > 0

@@ -2,7 +2,8 @@
 # holds spilled tensors between the step that spills them and the step that
 # fetches them. Each tensor has a region sized for its worst case; its rows
 # are written compressed, one after another, and an index of row offsets is
-# kept in RAM, so a single row can be read back alone. The file is created
+# kept in RAM, so a single row can be read back alone; a row that does not
+# shrink is stored raw. The file is created
 # once at load (a full filesystem fails there, naming the bytes needed),
 # rewritten in place by every inference and removed by close().
 from array import array
@@ -60,8 +61,13 @@ def write_rows(slot, src, row_bytes, rows, tmp):
     f.seek(_bases[slot])
     pos = 0
     for r in range(rows):
-        n = compress.encode(src[r * row_bytes : (r + 1) * row_bytes], row_bytes, tmp)
-        f.write(tmp[:n])
+        row = src[r * row_bytes : (r + 1) * row_bytes]
+        n = compress.encode(row, row_bytes, tmp)
+        if n < row_bytes:
+            f.write(tmp[:n])
+        else:  # incompressible: stored as is (a block as long as the row is raw)
+            f.write(row)
+            n = row_bytes
         pos += n
         idx[r + 1] = pos
     return pos
@@ -74,8 +80,11 @@ def read_row(slot, r, row_bytes, tmp, dst):
     n = idx[r + 1] - start
     f = _file
     f.seek(_bases[slot] + start)
-    f.readinto(tmp[:n])
-    compress.decode(tmp, row_bytes, dst)
+    if n == row_bytes:
+        f.readinto(dst)
+    else:
+        f.readinto(memoryview(tmp)[:n])  # a view: slicing a bytearray would read into a copy
+        compress.decode(tmp, row_bytes, dst)
     return n
 
 

@@ -7,11 +7,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyseg_mp import compress
+
 from ..bundle_writer import Step
-from ..graph import DTYPE_SIZES, Op
+from ..graph import DTYPE_SIZES, Graph, Op
 from ..quant import check_concatenation
-from . import LowerContext
+from . import LowerContext, hwc
 from .op_add import operand
+
+SRC_FLASH = 2
+
+
+def _fetch_row_bytes(graph: Graph, op: Op) -> int:
+    """Largest image row of an input fetched from the spill store (0: none)."""
+    return max((hwc(graph.tensors[i])[1] * hwc(graph.tensors[i])[2] for i in op.inputs
+                if graph.tensors[i].in_flash), default=0)
+
+
+def scratch_bytes(graph: Graph, op: Op) -> int:
+    row = _fetch_row_bytes(graph, op)
+    return row + compress.bound(row) if row else 0
 
 
 def lower(ctx: LowerContext, op: Op) -> list[Step]:
@@ -37,11 +52,17 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
         if len(t.shape) != rank or t.dtype != out.dtype:
             raise ValueError(f"{where}: input '{t.name}' {t.dtype} {list(t.shape)} vs output {list(out.shape)}")
         inner = int(np.prod(t.shape[axis:], dtype=np.int64)) * size
-        off, src = operand(ctx, t, blob)
+        if t.in_flash:  # spilled: fetched row by row (channel concat of an image, see optimize.py)
+            off, src = ctx.graph.ops[t.producer].options["slot"], SRC_FLASH
+        else:
+            off, src = operand(ctx, t, blob)
         table += [off, src, inner, col]
         col += inner
     if col != out_inner:
         raise ValueError(f"{where}: inputs give {col} bytes per row, the output has {out_inner}")
     blob[: 16 * len(ins)] = np.array(table, "<i4").tobytes()
-    params = dict(out_off=ctx.offset(out.index), outer=outer, out_inner=out_inner, n_in=len(ins))
+    fetch = _fetch_row_bytes(ctx.graph, op)
+    scratch = ctx.scratch(op) if fetch else 0
+    params = dict(out_off=ctx.offset(out.index), outer=outer, out_inner=out_inner, n_in=len(ins),
+                  rows=hwc(out)[0], row_off=scratch, enc_off=scratch + fetch)
     return [Step("concatenation", params, bytes(blob))]

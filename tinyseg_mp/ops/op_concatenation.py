@@ -3,41 +3,58 @@
 # is `outer` rows of `out_inner` bytes and row r of input k (inner_k bytes)
 # goes to output bytes [col_k, col_k + inner_k) of row r.
 # Blob: int32 (off, src, inner, col) per input; src 1 = constant bytes in the
-# blob at off, else the arena.
+# blob at off, 2 = a spilled tensor in spill slot `off`, fetched one image
+# row at a time (outer = rows x pixels per row) through the row_off/enc_off
+# scratch (fused fetching: the whole tensor never comes back), else the arena.
 import struct
 
 import micropython
 
 from tinyseg_mp import backend
 
-PARAMS = ("out_off", "outer", "out_inner", "n_in")
+PARAMS = ("out_off", "outer", "out_inner", "n_in", "rows", "row_off", "enc_off")
 _CHUNK = 512  # bytes per array block (ulab copies the right side of a slice assignment)
 
 
 def run(m, p, blob):
-    out_off, outer, out_inner, n_in = p
+    out_off, outer, out_inner, n_in, rows, row_off, enc_off = p
     a = memoryview(m.arena)
     for k in range(n_in):
         off, src, inner, col = struct.unpack_from("<4i", blob, 16 * k)
-        s = blob if src else a
-        d = out_off + col
-        if outer < 8 or inner >= 32:
-            # Few or long runs: slice copies (memcpy) beat any loop.
-            for _ in range(outer):
-                a[d : d + inner] = s[off : off + inner]
-                d += out_inner
-                off += inner
-        elif backend.np is None:
-            _runs_viper(m.arena, s, off, d, outer, inner, out_inner)
+        if src == 2:
+            from tinyseg_mp._compat import import_module
+
+            spill = import_module("tinyseg_mp.spill")
+            width = outer // rows
+            row_bytes = width * inner
+            for y in range(rows):
+                m.flash_read_bytes += spill.read_row(off, y, row_bytes, a[enc_off:], a[row_off : row_off + row_bytes])
+                _copy_runs(m, a, row_off, out_off + y * width * out_inner, col, width, inner, out_inner)
         else:
-            # Many short runs (channel concat): strided 2-D views, in blocks.
-            np = backend.np
-            dst = np.frombuffer(a[out_off : out_off + outer * out_inner], dtype=np.uint8).reshape((outer, out_inner))
-            sv = np.frombuffer(s[off : off + outer * inner], dtype=np.uint8).reshape((outer, inner))
-            step = _CHUNK // inner
-            for r in range(0, outer, step):
-                e = min(r + step, outer)
-                dst[r:e, col : col + inner] = sv[r:e, :]
+            _copy_runs(m, blob if src else a, off, out_off, col, outer, inner, out_inner)
+
+
+def _copy_runs(m, s, off, out_off, col, outer, inner, out_inner):
+    # `outer` runs of `inner` bytes from s[off:] into columns col.. of the output rows.
+    a = memoryview(m.arena)
+    d = out_off + col
+    if outer < 8 or inner >= 32:
+        # Few or long runs: slice copies (memcpy) beat any loop.
+        for _ in range(outer):
+            a[d : d + inner] = s[off : off + inner]
+            d += out_inner
+            off += inner
+    elif backend.np is None:
+        _runs_viper(m.arena, s, off, d, outer, inner, out_inner)
+    else:
+        # Many short runs (channel concat): strided 2-D views, in blocks.
+        np = backend.np
+        dst = np.frombuffer(a[out_off : out_off + outer * out_inner], dtype=np.uint8).reshape((outer, out_inner))
+        sv = np.frombuffer(s[off : off + outer * inner], dtype=np.uint8).reshape((outer, inner))
+        step = _CHUNK // inner
+        for r in range(0, outer, step):
+            e = min(r + step, outer)
+            dst[r:e, col : col + inner] = sv[r:e, :]
 
 
 @micropython.viper
