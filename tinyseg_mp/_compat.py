@@ -7,47 +7,32 @@ import sys
 
 NO_VIPER = False  # set True to take the plain-Python path even where viper exists (tests)
 
-if sys.implementation.name == "micropython":
 
-    class _Ptr:
-        # ptr8/ptr16/ptr32 semantics: unsigned loads, stores truncated.
-        def __init__(self, buf, fmt, size, mask):
-            self.buf, self.fmt, self.size, self.mask = buf, fmt, size, mask
+def _shims():
+    """ptr8/ptr16/ptr32 stand-ins: unsigned loads, truncating stores. Built on
+    first use so a board with viper never holds them."""
+    if sys.implementation.name == "micropython":  # no memoryview.cast: struct it is
 
-        def __getitem__(self, i):
-            return struct.unpack_from(self.fmt, self.buf, i * self.size)[0]
+        class Ptr:
+            def __init__(self, buf, fmt, size, mask):
+                self.buf, self.fmt, self.size, self.mask = buf, fmt, size, mask
 
-        def __setitem__(self, i, v):
-            struct.pack_into(self.fmt, self.buf, i * self.size, v & self.mask)
+            def __getitem__(self, i):
+                return struct.unpack_from(self.fmt, self.buf, i * self.size)[0]
 
-    def ptr8(buf):
-        return _Ptr(buf, "<B", 1, 0xFF)
+            def __setitem__(self, i, v):
+                struct.pack_into(self.fmt, self.buf, i * self.size, v & self.mask)
 
-    def ptr16(buf):
-        return _Ptr(buf, "<H", 2, 0xFFFF)
+        return {"ptr8": lambda b: Ptr(b, "<B", 1, 0xFF), "ptr16": lambda b: Ptr(b, "<H", 2, 0xFFFF),
+                "ptr32": lambda b: Ptr(b, "<I", 4, 0xFFFFFFFF)}
 
-    def ptr32(buf):
-        return _Ptr(buf, "<I", 4, 0xFFFFFFFF)
-
-else:
-
-    def _view(buf, code):
+    def view(buf, code):
         mv = memoryview(buf)
         if mv.format != "B":
             mv = mv.cast("B")
         return mv if code == "B" else mv.cast(code)
 
-    def ptr8(buf):
-        return _view(buf, "B")
-
-    def ptr16(buf):
-        return _view(buf, "H")
-
-    def ptr32(buf):
-        return _view(buf, "I")
-
-
-SHIMS = {"ptr8": ptr8, "ptr16": ptr16, "ptr32": ptr32}
+    return {"ptr8": lambda b: view(b, "B"), "ptr16": lambda b: view(b, "H"), "ptr32": lambda b: view(b, "I")}
 
 
 def install_cpython_shims():
@@ -60,7 +45,7 @@ def install_cpython_shims():
         mod.const = lambda x: x
         mod.viper = mod.native = lambda f: f
         sys.modules["micropython"] = mod
-    for name, fn in SHIMS.items():
+    for name, fn in _shims().items():
         if not hasattr(builtins, name):
             setattr(builtins, name, fn)
 
@@ -93,7 +78,7 @@ def _load_without_viper(modname):
                     import_module(dep)
     source = "\n".join("" if l.strip() in ("@micropython.viper", "@micropython.native") else l for l in lines)
     namespace = {"__name__": modname}
-    namespace.update(SHIMS)
+    namespace.update(_shims())
     exec(source, namespace)
     # MicroPython cannot make module objects; a class holding the names serves.
     mod = type(modname.rsplit(".", 1)[1], (), namespace)

@@ -1,5 +1,6 @@
 # Helpers shared by the array kernels (numpy / ulab backends).
-from tinyseg_mp import backend, fixedpoint
+# Array kernels only: the viper backend never imports fixedpoint (RAM).
+from tinyseg_mp import backend
 
 
 def i32_floats(blob, offset, count):
@@ -16,6 +17,8 @@ def i32_floats(blob, offset, count):
 def channel_requant(mult, shift):
     """Per-channel constants for requant() from TFLM's (multiplier, shift),
     given as float arrays of exact integers (from i32_floats)."""
+    from tinyseg_mp import fixedpoint
+
     m = [int(v) for v in mult]
     return fixedpoint.requant_arrays(backend.np, [v >> 15 for v in m], [v & 0x7FFF for v in m],
                                      [int(v) for v in shift], backend.FLOAT)
@@ -25,6 +28,8 @@ def requant(acc, q):
     """TFLite Micro's MultiplyByQuantizedMultiplier on a float array of exact
     integer accumulators (|acc| < 2^24), per-channel constants `q` from
     channel_requant() broadcast along the rows; exact even in float32."""
+    from tinyseg_mp import fixedpoint
+
     return fixedpoint.requant_rows(backend.np, acc, q)
 
 
