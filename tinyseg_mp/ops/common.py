@@ -43,3 +43,18 @@ def int8_view(m, offset, rows, cols):
     """A (rows, cols) int8 array over the arena bytes of model m (shares memory)."""
     np = backend.np
     return np.frombuffer(memoryview(m.arena)[offset : offset + rows * cols], dtype=np.int8).reshape((rows, cols))
+
+
+def padded_row(in_w, out_w, s_w, k_w, d_w, pad_l, c, fill):
+    """A buffer for one input row, `pad_l` pixels of `fill` on the left and
+    room on the right for every filter column, and its int8 array view.
+    Input bytes go at pad_l * c; the padding keeps its fill."""
+    span = max((out_w * s_w + (k_w - 1) * d_w + 1) * c, (pad_l + in_w) * c)
+    row = bytearray(bytes((fill & 0xFF,)) * span)
+    return row, backend.np.frombuffer(row, dtype=backend.np.int8)
+
+
+def tap(row_arr, start, out_w, s_w, c):
+    """The (out_w, c) view of a padded row that the filter column whose first
+    byte is `start` sees, for every output pixel (stride s_w)."""
+    return row_arr[start : start + out_w * s_w * c].reshape((out_w, s_w * c))[:, :c]

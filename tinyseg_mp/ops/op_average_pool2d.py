@@ -6,6 +6,7 @@
 import micropython
 
 from tinyseg_mp import backend
+from tinyseg_mp.ops import common
 
 PARAMS = (
     "in_off", "in_h", "in_w", "c", "out_off", "out_h", "out_w",
@@ -26,11 +27,8 @@ def _avg_array(m, p):
     in_off, in_h, in_w, c, out_off, out_h, out_w, f_h, f_w, s_h, s_w, pad_t, pad_l, lo, hi = p
     # Row padded left/right with zeros (adds nothing to a sum), so each filter
     # column is a plain (out_w, c) view; padding bytes stay zero.
-    span = max((out_w * s_w + f_w) * c, (pad_l + in_w) * c)
-    row = bytearray(span)
-    row_arr = np.frombuffer(row, dtype=np.int8)
+    row, row_arr = common.padded_row(in_w, out_w, s_w, f_w, 1, pad_l, c, 0)
     arena = memoryview(m.arena)
-    width = out_w * s_w * c
     n = in_w * c
     # Cells per window column inside the input, per output column, as (out_w, 1).
     cols = np.zeros((out_w, 1), dtype=FLOAT)
@@ -46,7 +44,7 @@ def _avg_array(m, p):
             row[pad_l * c : pad_l * c + n] = arena[src : src + n]
             row_f = np.array(row_arr, dtype=FLOAT)
             for kx in range(f_w):
-                acc += row_f[kx * c : kx * c + width].reshape((out_w, s_w * c))[:, :c]
+                acc += common.tap(row_f, kx * c, out_w, s_w, c)
             rows += 1
         count = cols * rows
         # (acc + count/2) / count for acc > 0, else (acc - count/2) / count,

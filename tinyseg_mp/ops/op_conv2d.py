@@ -54,13 +54,10 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
     out = common.int8_view(m, out_off, out_h * out_w, out_stride)[:, co0 : co0 + out_c]
     # One input row, padded left/right with the zero point, so every tap is a
     # plain (out_w, in_c) view; rows outside the input are all zero point.
-    span = (out_w * s_w + (k_w - 1) * d_w + 1) * in_c
-    row = bytearray(max(span, (pad_l + in_w) * in_c))
-    fill = bytes((in_zp & 0xFF,)) * len(row)
-    row_arr = np.frombuffer(row, dtype=np.int8)
+    row, row_arr = common.padded_row(in_w, out_w, s_w, k_w, d_w, pad_l, in_c, in_zp)
+    fill = bytes(row)
     src = memoryview(src)
     row_bytes = in_w * in_c
-    width = out_w * s_w * in_c
     for oy in range(oy0, oy1):
         acc = np.zeros((out_w, out_c), dtype=backend.FLOAT)
         for ky in range(k_h):
@@ -72,10 +69,8 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
             # dot() must see a float operand: numpy keeps int8 products in int8.
             row_f = np.array(row_arr, dtype=backend.FLOAT)
             for kx in range(k_w):
-                start = kx * d_w * in_c
-                taps = row_f[start : start + width].reshape((out_w, s_w * in_c))[:, :in_c]
                 t = (ky * k_w + kx) * in_c
-                acc += np.dot(taps, weights[t : t + in_c, :])
+                acc += np.dot(common.tap(row_f, kx * d_w * in_c, out_w, s_w, in_c), weights[t : t + in_c, :])
         out[oy * out_w : (oy + 1) * out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
 
 

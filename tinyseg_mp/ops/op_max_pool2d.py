@@ -4,6 +4,7 @@
 import micropython
 
 from tinyseg_mp import backend
+from tinyseg_mp.ops import common
 
 PARAMS = (
     "in_off", "in_h", "in_w", "c", "out_off", "out_h", "out_w",
@@ -23,11 +24,8 @@ def _max_array(m, p):
     in_off, in_h, in_w, c, out_off, out_h, out_w, f_h, f_w, s_h, s_w, pad_t, pad_l, lo, hi = p
     # One input row padded left/right with -128 (neutral for max), so each
     # filter column is a plain (out_w, c) view; padding bytes stay as filled.
-    span = max((out_w * s_w + f_w) * c, (pad_l + in_w) * c)
-    row = bytearray(b"\x80" * span)
-    row_arr = np.frombuffer(row, dtype=np.int8)
+    row, row_arr = common.padded_row(in_w, out_w, s_w, f_w, 1, pad_l, c, -128)
     arena = memoryview(m.arena)
-    width = out_w * s_w * c
     n = in_w * c
     for oy in range(out_h):
         y0 = oy * s_h - pad_t
@@ -36,7 +34,7 @@ def _max_array(m, p):
             src = in_off + iy * n
             row[pad_l * c : pad_l * c + n] = arena[src : src + n]
             for kx in range(f_w):
-                tv = row_arr[kx * c : kx * c + width].reshape((out_w, s_w * c))[:, :c]
+                tv = common.tap(row_arr, kx * c, out_w, s_w, c)
                 mx = tv.copy() if mx is None else np.maximum(mx, tv)
         # Values are within int8 already: clamp, convert, copy into the arena.
         res = np.array(np.clip(mx, lo, hi), dtype=np.int8)
