@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import tflite_import
 from .lifetimes import tensor_lifetimes
-from .report import plan_report, plot_timeline
+from .report import flash_report, plan_report, plot_timeline
 from .tflm_baseline import tflm_plan
 
 if TYPE_CHECKING:
@@ -56,17 +56,27 @@ def _budget(args: argparse.Namespace) -> tuple[int | None, Board | None]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .compile import plan_model
     from .memplan import plan_memory
-    from .optimize import explain_peak, optimize
+    from tinyseg_mp import compress
+
+    from .report import stream_report
 
     budget, board = _budget(args)
     raw = tflite_import.load_raw(args.model)
     baseline = tflm_plan(raw)
     unoptimized = plan_memory(tflite_import.load(args.model))
-    graph = tflite_import.load(args.model)
-    opt = optimize(graph, budget)
-    report = plan_report(graph, baseline, unoptimized, opt, board)
-    if args.plot:
+    chosen = plan_model(args.model, budget, None if args.json else _progress)
+    graph, opt, sp = chosen.graph, chosen.optimized, chosen.streamed
+    report = plan_report(opt.graph, baseline, unoptimized, opt, board)
+    report.update(peak_bytes=chosen.peak, budget_met=chosen.met, mode="streamed" if sp else "whole tensors")
+    if sp:
+        x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+        report["streaming"] = stream_report(sp, x.nbytes + y.nbytes)
+        report["spills"] = report["streaming"]["spills"]
+        report["flash"] = flash_report([r.rows * r.row_bytes for r in sp.spills],
+                                       sum(r.rows * compress.bound(r.row_bytes) for r in sp.spills), board)
+    if args.plot and not sp:
         plot_timeline(graph, opt.plan, args.plot, baseline_bytes=baseline.arena_head, spills=opt.spills)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
@@ -75,21 +85,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"{args.model}")
         print(f"  TFLite Micro arena (head):  {baseline.arena_head:9,d} bytes")
         print(f"  our plan, no optimisations: {unoptimized.peak:9,d} bytes")
-        print(f"  our plan, optimised:        {opt.plan.peak:9,d} bytes "
-              f"({100.0 * (opt.plan.peak - baseline.arena_head) / baseline.arena_head:+.1f}% vs TFLite Micro)")
-        for note in opt.fusions:
-            print(f"  - {note}")
-        for s in opt.spills:
-            spill_step, fetch_step = s.steps(graph)
-            print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) at step {spill_step}, "
-                  f"fetched by step {fetch_step} ({graph.ops[fetch_step].kind})")
+        print(f"  our plan, optimised:        {chosen.peak:9,d} bytes "
+              f"({100.0 * (chosen.peak - baseline.arena_head) / baseline.arena_head:+.1f}% vs TFLite Micro)")
+        if sp:
+            st = report["streaming"]
+            print(f"  - band-streamed: {st['band_rows']} row(s) per band for tensors of "
+                  f"{st['streamed_tensors_from_bytes']:,d} bytes and more, {st['device_steps']:,d} device steps, "
+                  f"{st['weight_bytes_loaded_per_inference']:,d} weight bytes loaded per inference")
+            print(f"  - input and output ({st['io_bytes_outside_arena']:,d} bytes) stay in the caller's buffers")
+            for s in st["spills"]:
+                print(f"  - spill '{s['tensor']}' ({s['bytes']:,d} bytes) band by band as computed")
+        else:
+            for note in opt.fusions:
+                print(f"  - {note}")
+            for s in opt.spills:
+                spill_step, fetch_step = s.steps(graph)
+                print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) at step {spill_step}, "
+                      f"fetched by step {fetch_step} ({graph.ops[fetch_step].kind})")
         if args.plot:
-            print(f"  timeline written to {args.plot}")
-    if not opt.met:
+            print(f"  timeline written to {args.plot}" if not sp else "  (no timeline for band-streamed plans)")
+    if not chosen.met:
         print(f"tinyseg: budget of {budget:,d} bytes cannot be met: the smallest peak reached is "
-              f"{opt.plan.peak:,d} bytes; {explain_peak(opt)}", file=sys.stderr)
+              f"{chosen.peak:,d} bytes; {chosen.why_not()}", file=sys.stderr)
         return 3
     return 0
+
+
+def _progress(msg: str) -> None:
+    print(f"  planning: {msg}", file=sys.stderr)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -97,12 +120,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     budget, _ = _budget(args)
     try:
-        result = compile_model(args.model, args.output, budget)
+        result = compile_model(args.model, args.output, budget, _progress)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3
     print(f"{args.output}: {result.bundle_bytes:,d} bytes, {len(result.steps)} steps, "
-          f"arena {result.plan.peak:,d} bytes, {len(result.optimized.spills)} spilled tensors")
+          f"arena {result.chosen.peak:,d} bytes, {result.spill_count} spilled tensors"
+          + (", band-streamed" if result.chosen.streamed else ""))
     return 0
 
 

@@ -7,44 +7,107 @@ from pathlib import Path
 
 from tinyseg_mp import bundle
 
-from . import tflite_import
+from . import streaming, tflite_import
 from .bundle_writer import Step, write_bundle
+from .graph import Graph
 from .lower import hwc, lower_graph
-from .optimize import Optimized, explain_peak, optimize
+from .optimize import Optimized, elide_identity_pads, explain_peak, optimize
+
+
+@dataclass
+class Plan:
+    """The plan for one model and budget: whole tensors with spills
+    (`optimized`), or band-streamed (`streamed`) when that cannot fit."""
+    graph: Graph
+    optimized: Optimized
+    streamed: streaming.StreamPlan | None = None
+
+    @property
+    def peak(self) -> int:
+        return self.streamed.peak if self.streamed else self.optimized.plan.peak
+
+    @property
+    def met(self) -> bool:
+        budget = self.optimized.budget
+        return budget is None or self.peak <= budget
+
+    def why_not(self) -> str:
+        """Why the budget cannot be met: the op at the peak and what it holds."""
+        if not self.streamed:
+            return explain_peak(self.optimized)
+        plan = self.streamed.plan
+        live = plan.live_bytes(len(self.streamed.calls))
+        at = max(range(len(live)), key=live.__getitem__)
+        held = sorted((b for b in plan.buffers if b.first <= at <= b.last), key=lambda b: -b.size)
+        return (f"band-streamed, the peak is at {self.streamed.calls[at].node.name}, which holds "
+                + ", ".join(f"{b.name[:48]} ({b.size:,d} B)" for b in held[:4]))
 
 
 @dataclass
 class Compiled:
-    optimized: Optimized
+    chosen: Plan
     steps: list[Step]
     bundle_bytes: int
 
     @property
+    def optimized(self) -> Optimized:
+        return self.chosen.optimized
+
+    @property
+    def spill_count(self) -> int:
+        return len(self.chosen.streamed.spills) if self.chosen.streamed else len(self.chosen.optimized.spills)
+
+    @property
     def plan(self):
-        return self.optimized.plan
+        return self.chosen.streamed.plan if self.chosen.streamed else self.chosen.optimized.plan
 
 
 class BudgetError(ValueError):
     pass
 
 
-def compile_model(model: str | Path, out: str | Path, budget: int | None = None) -> Compiled:
-    """Compile `model`; with a budget, spill until the planned arena fits it."""
+def plan_model(model: str | Path, budget: int | None = None, progress=None) -> Plan:
+    """Whole tensors and spills when they fit `budget`; else band streaming."""
     graph = tflite_import.load(model)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise tflite_import.ModelError(f"{model}: {len(graph.inputs)} inputs, {len(graph.outputs)} outputs; one of each is supported")
     opt = optimize(graph, budget)
-    if not opt.met:
+    if opt.met:
+        return Plan(graph, opt)
+    stream_graph = tflite_import.load(model)
+    elide_identity_pads(stream_graph)
+    streamed = streaming.search(stream_graph, budget, progress)
+    if streamed is None or streamed.peak >= opt.plan.peak:
+        return Plan(graph, opt)
+    return Plan(stream_graph, opt, streamed)
+
+
+def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None) -> Compiled:
+    """Compile `model`; with a budget, spill, then stream, until the planned arena fits it."""
+    chosen = plan_model(model, budget, progress)
+    if not chosen.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
-                          f"{opt.plan.peak:,d} bytes (with {len(opt.spills)} spills): {explain_peak(opt)}. "
-                          "Use a budget of at least that.")
-    steps = lower_graph(graph, opt.plan)
+                          f"{chosen.peak:,d} bytes: {chosen.why_not()}. Use a budget of at least that.")
+    graph = chosen.graph
     x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    if chosen.streamed:
+        sp = chosen.streamed
+        steps = sp.steps
+        # Input and output stay in the caller's buffers: fed and drained band by band.
+        in_off = out_off = -1
+        slots = [(r.rows, r.row_bytes) for r in sp.spills]
+        spill_names = [r.name for r in sp.spills]
+    else:
+        opt = chosen.optimized
+        steps = lower_graph(graph, opt.plan)
+        in_off, out_off = opt.plan.tensor_offsets[x.index], opt.plan.tensor_offsets[y.index]
+        slots = [(s.rows, s.row_bytes) for s in opt.spills]
+        spill_names = [graph.tensors[s.tensor].name for s in opt.spills]
     meta = {
-        "arena_bytes": opt.plan.peak,
+        "arena_bytes": chosen.peak,
         "blob_bytes": max((len(s.blob) for s in steps), default=0),
-        "in_off": opt.plan.tensor_offsets[x.index], "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
-        "out_off": opt.plan.tensor_offsets[y.index], "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
+        "in_off": in_off, "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
+        "out_off": out_off, "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
     }
     meta.update(zip(("in_h", "in_w", "in_c"), hwc(x)))
     meta.update(zip(("out_h", "out_w", "out_c"), hwc(y)))
@@ -53,13 +116,14 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None)
         "input": {"shape": list(x.shape), "dtype": x.dtype, "scale": _q(x)[0], "zero_point": _q(x)[1]},
         "output": {"shape": list(y.shape), "dtype": y.dtype, "scale": _q(y)[0], "zero_point": _q(y)[1]},
         "steps": [s.source for s in steps],
-        "spills": [graph.tensors[s.tensor].name for s in opt.spills],
+        "spills": spill_names,
+        "streamed": chosen.streamed is not None,
     }
     extra = {}
-    if opt.spills:
-        extra[b"SPIL"] = struct.pack(f"<{2 * len(opt.spills)}i", *(v for s in opt.spills for v in (s.rows, s.row_bytes)))
+    if slots:
+        extra[b"SPIL"] = struct.pack(f"<{2 * len(slots)}i", *(v for s in slots for v in s))
     size = write_bundle(out, meta, steps, info, extra)
-    return Compiled(opt, steps, size)
+    return Compiled(chosen, steps, size)
 
 
 def _q(t) -> tuple[float | None, int | None]:

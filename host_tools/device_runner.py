@@ -62,13 +62,20 @@ def main(bundle_path, in_path, out_path, backend, lfs_blocks="0"):
         vfs.mount(vfs.VfsLfs2(bdev), "/lfs")
         spill_path = "/lfs/tinyseg.spill"
     model = tinyseg_mp.load(bundle_path, None if backend == "auto" else backend, spill_path)
-    with open(in_path, "rb") as f:
+    streamed = model.meta["in_off"] < 0
+    f = open(in_path, "rb")
+    if not streamed:
         f.readinto(model.input_view())  # straight into the arena: no copy of the input on the heap
+        f.close()
     if bdev:
         bdev.read_bytes = bdev.write_bytes = bdev.erases = 0  # count one inference, not the file's creation
     t0 = _now_us()
-    out = model.run()
+    # A band-streamed plan reads its input band by band, here from the file
+    # (as from an image in flash): the whole input is never in the heap.
+    out = model.run(f if streamed else None)
     latency_us = _now_us() - t0
+    if streamed:
+        f.close()
     with open(out_path, "wb") as f:
         f.write(out)
     extra = ""

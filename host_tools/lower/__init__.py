@@ -44,6 +44,7 @@ LOWERINGS = {
 class LowerContext:
     graph: Graph
     plan: MemoryPlan
+    max_blob: int | None = None  # largest weight block of a step (None: op_conv2d.MAX_BLOB_BYTES)
 
     def tensor(self, index: int) -> Tensor:
         return self.graph.tensors[index]

@@ -42,9 +42,12 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     total_c = sum(hwc(t)[2] for t in srcs)
     ring, row, _ = _layout(g, op)
     scratch = ctx.scratch(op)
-    # The conv sees one input of all channels, quantised like every source.
+    # The conv sees one input of all channels, quantised like every source,
+    # through the ring of rows at the start of the scratch (the device sizes
+    # it the same way).
     params, blob = conv_step(op, (h, width, total_c), srcs[0].qparams(), w, bias_t, out, scratch,
                              ctx.offset(out.index))
+    params.update(in_ring=(params["k_h"] - 1) * params["dil_h"] + 1)
     for k in range(3):
         kind = ref = c = 0
         if k < n:

@@ -63,9 +63,10 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
         mult, shift = channel_multipliers(in_scale, np.broadcast_to(w.scale, (out_c,)), out_scale)
     lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
     blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
+    # The whole tensor: every input row in place (a ring of in_h rows), every output row.
     params = dict(in_off=in_off, in_h=in_h, in_w=in_w, in_c=in_c, out_off=out_off, out_h=out_h, out_w=out_w,
                   out_c=out_c, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, co0=0,
-                  out_stride=out_c, **geometry)
+                  out_stride=out_c, in_ring=in_h, oy0=0, **geometry)
     return params, blob
 
 
@@ -93,4 +94,4 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     bias_t = g.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     params, blob = conv_step(op, hwc(x), x.qparams(), w, bias_t, out, ctx.offset(x.index), ctx.offset(out.index))
     weights = w.data if op.kind != "FULLY_CONNECTED" else w.data.reshape(w.shape[0], 1, 1, -1)
-    return [Step("conv2d", p, b) for p, b in channel_groups(params, blob, weights, MAX_BLOB_BYTES)]
+    return [Step("conv2d", p, b) for p, b in channel_groups(params, blob, weights, ctx.max_blob or MAX_BLOB_BYTES)]

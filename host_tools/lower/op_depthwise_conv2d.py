@@ -57,6 +57,7 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
         out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,
         k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"],
         dil_h=o["dilation_h"], dil_w=o["dilation_w"], depth_mult=dm,
-        in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, **geometry,
+        in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes,
+        in_ring=in_h, oy0=0, **geometry,  # the whole tensor
     )
     return [Step("depthwise_conv2d", params, blob)]

@@ -33,6 +33,7 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
         out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w,
         f_h=o["filter_h"], f_w=o["filter_w"], stride_h=o["stride_h"], stride_w=o["stride_w"],
         pad_top=pad_t, pad_left=pad_l, act_min=lo, act_max=hi,
+        in_ring=in_h, oy0=0,  # the whole tensor
     )
     name = "max_pool2d" if op.kind == "MAX_POOL_2D" else "average_pool2d"
     return [Step(name, params)]

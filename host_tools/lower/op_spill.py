@@ -17,5 +17,5 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     t = ctx.tensor(op.inputs[0])
     h, w, c = hwc(t)
     params = dict(src_off=ctx.offset(t.index), rows=h, row_bytes=w * c, slot=op.options["slot"],
-                  tmp_off=ctx.scratch(op))
+                  tmp_off=ctx.scratch(op), r0=0)
     return [Step("spill", params, source=f"spill '{t.name}'")]

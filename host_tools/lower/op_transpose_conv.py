@@ -51,5 +51,6 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
         out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,
         k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"], pad_top=pad_t, pad_left=pad_l,
         in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes,
+        in_ring=in_h, oy0=0,  # the whole tensor
     )
     return [Step("transpose_conv", params, blob)]

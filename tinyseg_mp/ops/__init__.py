@@ -24,6 +24,9 @@ NAMES = (
     "mean",
     "spill",
     "concat_conv2d",
+    "fetch",
+    "feed",
+    "drain",
 )
 
 if sys.implementation.name != "micropython":

@@ -4,8 +4,9 @@
 # the arena or a spilled tensor read back row by row from flash. Neither the
 # concatenated tensor nor a whole fetched tensor ever exists in RAM.
 # Params: those of conv2d (its "in_off" is the ring's offset, "in_c" the
-# total channels), then per source kind (0 unused, 1 arena, 2 spill store),
-# ref (arena offset or spill slot) and channels; then the offsets of a row
+# total channels, "in_ring" the ring's height; always the whole output, so
+# "oy0" is 0), then per source kind (0 unused, 1 arena, 2 spill store), ref
+# (arena offset or spill slot) and channels; then the offsets of a row
 # buffer and a compressed-row buffer (scratch) for fetching.
 import micropython
 
@@ -24,7 +25,8 @@ PARAMS = op_conv2d.PARAMS + (
 def run(m, p, blob):
     conv_p = p[:_N]
     ring_off, in_h, in_w, in_c = p[0], p[1], p[2], p[3]
-    out_h, k_h, s_h, d_h, pad_t = p[5], p[8], p[10], p[12], p[14]
+    out_off, out_h, k_h, s_h, d_h, pad_t = p[4], p[5], p[8], p[10], p[12], p[14]
+    out_row = p[6] * p[22]  # out_w * out_stride
     row_off, enc_off = p[_N + 9], p[_N + 10]
     ring = (k_h - 1) * d_h + 1
     arena = memoryview(m.arena)
@@ -46,7 +48,8 @@ def run(m, p, blob):
                     _interleave(m.arena, dst, in_c, c0, m.arena, row_off, c, in_w)
                 c0 += c
             filled += 1
-        op_conv2d.conv_rows(m, m.arena, ring_off, ring, conv_p, blob, oy, oy + 1, prep)
+        op_conv2d.conv_rows(m, m.arena, ring_off, ring, conv_p, blob, oy, oy + 1,
+                            out_off + oy * out_row, prep)
 
 
 @micropython.viper

@@ -5,6 +5,10 @@
 # multiplier, shift. A step may compute only output channels co0..co0+out_c-1
 # of an output with out_stride channels, so large weights come in blocks
 # that fit a small weight buffer.
+# A step may also compute only a band of output rows: rows oy0..oy0+out_h-1
+# of the output, row oy0 at out_off, from an input held as a ring of in_ring
+# rows (input row iy at in_off + (iy % in_ring) * in_w * in_c); in_h is the
+# whole input's height. A whole tensor is in_ring = in_h, oy0 = 0.
 import micropython
 
 from tinyseg_mp import backend
@@ -15,22 +19,24 @@ PARAMS = (
     "out_off", "out_h", "out_w", "out_c",
     "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left",
     "in_zp", "out_zp", "act_min", "act_max", "w_bytes", "co0", "out_stride",
+    "in_ring", "oy0",
 )
 
 
 def run(m, p, blob):
-    conv_rows(m, m.arena, p[0], p[1], p, blob, 0, p[5])
+    conv_rows(m, m.arena, p[0], p[23], p, blob, p[24], p[24] + p[5], p[4])
 
 
-def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, prep=None):
-    """Output rows oy0..oy1-1. Input row iy is read from
-    src[row_base + (iy % ring) * row_bytes]: the whole input tensor in the
-    arena (ring = input height), or a ring of rows that a fused op fills.
+def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
+    """Output rows oy0..oy1-1, row oy written at arena offset
+    out_at + (oy - oy0) * out_w * out_stride (+ co0). Input row iy is read
+    from src[row_base + (iy % ring) * row_bytes]: a ring of rows in the arena
+    (ring = input height for a whole tensor), or one that a fused op fills.
     prep: prepare(p, blob), to reuse it over calls of one step."""
     if backend.np is None:
-        _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, *p)
+        _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, *p)
     else:
-        _conv_array(m, src, row_base, ring, p, prep or prepare(p, blob), oy0, oy1)
+        _conv_array(m, src, row_base, ring, p, prep or prepare(p, blob), oy0, oy1, out_at)
 
 
 def prepare(p, blob):
@@ -46,12 +52,12 @@ def prepare(p, blob):
     return weights, common.i32_floats(blob, w_bytes, out_c), q
 
 
-def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
+def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1, out_at):
     np = backend.np
-    (_, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, _, co0, out_stride) = p
+    (_, in_h, in_w, in_c, _, _, out_w, out_c, k_h, k_w,
+     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, out_zp, lo, hi, _, co0, out_stride, _, _) = p
     weights, bias, q = prep
-    out = common.int8_view(m, out_off, out_h * out_w, out_stride)[:, co0 : co0 + out_c]
+    out = common.int8_view(m, out_at, (oy1 - oy0) * out_w, out_stride)[:, co0 : co0 + out_c]
     # One input row, padded left/right with the zero point, so every tap is a
     # plain (out_w, in_c) view; rows outside the input are all zero point.
     row, row_arr = common.padded_row(in_w, out_w, s_w, k_w, d_w, pad_l, in_c, in_zp)
@@ -71,11 +77,12 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1):
             for kx in range(k_w):
                 t = (ky * k_w + kx) * in_c
                 acc += np.dot(common.tap(row_f, kx * d_w * in_c, out_w, s_w, in_c), weights[t : t + in_c, :])
-        out[oy * out_w : (oy + 1) * out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
+        r = (oy - oy0) * out_w
+        out[r : r + out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
 
 
 @micropython.viper
-def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, _in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, co0: int, out_stride: int):
+def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
     q = w_bytes >> 1  # per-channel int32 tables, as 16-bit halves
     a = ptr8(arena)
     s = ptr8(src)
@@ -98,7 +105,7 @@ def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, 
         mask = (1 << right) - 1
         m_hi = mult >> 15
         m_lo = mult & 0x7FFF
-        o = out_off + oy0 * out_w * out_stride + co0 + co
+        o = out_at + co0 + co
         for oy in range(oy0, oy1):
             for ox in range(out_w):
                 acc = bias

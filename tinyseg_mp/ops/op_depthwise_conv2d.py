@@ -4,6 +4,10 @@
 # Blob: weights int8 as (depth_mult, k_h*k_w, in_c) (w_bytes, padded to 4),
 # then int32 x out_c each: bias, multiplier, shift, all in that m-major order
 # (entry m * in_c + ic).
+# A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
+# input held as a ring of in_ring rows (input row iy at
+# in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is
+# in_ring = in_h, oy0 = 0.
 import micropython
 
 from tinyseg_mp import backend
@@ -13,7 +17,7 @@ PARAMS = (
     "in_off", "in_h", "in_w", "in_c",
     "out_off", "out_h", "out_w", "out_c",
     "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left",
-    "depth_mult", "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+    "depth_mult", "in_zp", "out_zp", "act_min", "act_max", "w_bytes", "in_ring", "oy0",
 )
 
 
@@ -27,7 +31,7 @@ def run(m, p, blob):
 def _dw_array(m, p, blob):
     np = backend.np
     (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, d_h, d_w, pad_t, pad_l, dm, in_zp, out_zp, lo, hi, w_bytes) = p
+     s_h, s_w, d_h, d_w, pad_t, pad_l, dm, in_zp, out_zp, lo, hi, w_bytes, in_ring, oy0) = p
     taps = k_h * k_w
     # Float weights (small for a depthwise layer): one (in_c,) row per (m, tap).
     w = np.array(np.frombuffer(blob[: out_c * taps], dtype=np.int8).reshape((dm * taps, in_c)), dtype=backend.FLOAT)
@@ -48,13 +52,13 @@ def _dw_array(m, p, blob):
     arena = memoryview(m.arena)
     width = out_w * s_w * in_c
     n = in_w * in_c
-    for oy in range(out_h):
+    for oy in range(oy0, oy0 + out_h):
         accs = [np.zeros((out_w, in_c), dtype=backend.FLOAT) for _ in range(dm)]
         for ky in range(k_h):
             iy = oy * s_h + ky * d_h - pad_t
             if iy < 0 or iy >= in_h:
                 continue  # rows outside the input add nothing (TFLM skips them)
-            src = in_off + iy * n
+            src = in_off + (iy % in_ring) * n
             row[pad_l * in_c : pad_l * in_c + n] = arena[src : src + n]
             row_f = np.array(row_arr, dtype=backend.FLOAT)
             row_f -= in_zp  # padding becomes 0: TFLM skips those taps
@@ -64,16 +68,17 @@ def _dw_array(m, p, blob):
                 t = ky * k_w + kx
                 for j in range(dm):
                     accs[j] += tv * w[j * taps + t]
-        rows = out[oy * out_w : (oy + 1) * out_w, :]
+        rows = out[(oy - oy0) * out_w : (oy - oy0 + 1) * out_w, :]
         for j in range(dm):
             b, q = groups[j]
             rows[:, j::dm] = common.to_int8(common.requant(accs[j] + b, q), out_zp, lo, hi)
 
 
 @micropython.viper
-def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, dm: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int):
+def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, dm: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, in_ring: int, oy0: int):
     q = w_bytes >> 1  # int32 tables, as 16-bit halves
     taps = k_h * k_w
+    row_bytes = in_w * in_c
     a = ptr8(arena)
     w = ptr8(blob)
     h = ptr16(blob)
@@ -100,18 +105,19 @@ def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off
         m_lo = mult & 0x7FFF
         wbase = mm * taps * in_c + ic
         o = out_off + ic * dm + mm
-        for oy in range(out_h):
+        for oy in range(oy0, oy0 + out_h):
             for ox in range(out_w):
                 acc = bias
                 for ky in range(k_h):
                     iy = oy * s_h + ky * d_h - pad_t
                     if iy < 0 or iy >= in_h:
                         continue
+                    ip = in_off + (iy % in_ring) * row_bytes + ic
                     for kx in range(k_w):
                         ix = ox * s_w + kx * d_w - pad_l
                         if ix < 0 or ix >= in_w:
                             continue
-                        x = ((int(a[in_off + (iy * in_w + ix) * in_c + ic]) ^ 0x80) - 0x80) - in_zp
+                        x = ((int(a[ip + ix * in_c]) ^ 0x80) - 0x80) - in_zp
                         acc += x * ((int(w[wbase + (ky * k_w + kx) * in_c]) ^ 0x80) - 0x80)
                 # MultiplyByQuantizedMultiplier inside signed 32 bits, as in
                 # op_conv2d: SaturatingRoundingDoublingHighMul on 15-bit limbs

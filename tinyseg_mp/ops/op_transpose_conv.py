@@ -6,6 +6,10 @@
 # its contributions, so no such buffer is needed. Sums are identical.
 # Blob: weights int8 as (k_h, in_c, k_w, out_c) (w_bytes, padded to 4), then
 # int32 x out_c each: bias, multiplier, shift.
+# A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
+# input held as a ring of in_ring rows (input row iy at
+# in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is
+# in_ring = in_h, oy0 = 0.
 import micropython
 
 from tinyseg_mp import backend
@@ -15,7 +19,7 @@ PARAMS = (
     "in_off", "in_h", "in_w", "in_c",
     "out_off", "out_h", "out_w", "out_c",
     "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
-    "in_zp", "out_zp", "act_min", "act_max", "w_bytes",
+    "in_zp", "out_zp", "act_min", "act_max", "w_bytes", "in_ring", "oy0",
 )
 
 
@@ -29,7 +33,7 @@ def run(m, p, blob):
 def _tconv_array(m, p, blob):
     np = backend.np
     (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes) = p
+     s_h, s_w, pad_t, pad_l, in_zp, out_zp, lo, hi, w_bytes, in_ring, oy0) = p
     kc = k_w * out_c
     # Kernel row ky is the (in_c, k_w*out_c) matrix w[ky*in_c:(ky+1)*in_c]:
     # one dot per (input row, ky) gives every kx at once.
@@ -37,9 +41,9 @@ def _tconv_array(m, p, blob):
     bias = common.i32_floats(blob, w_bytes, out_c)
     q = common.channel_requant(common.i32_floats(blob, w_bytes + 4 * out_c, out_c),
                                common.i32_floats(blob, w_bytes + 8 * out_c, out_c))
-    x = common.int8_view(m, in_off, in_h * in_w, in_c)
+    x = common.int8_view(m, in_off, in_ring * in_w, in_c)
     out = common.int8_view(m, out_off, out_h * out_w, out_c)
-    for oy in range(out_h):
+    for oy in range(oy0, oy0 + out_h):
         acc = np.zeros((out_w, out_c), dtype=backend.FLOAT)
         for ky in range(k_h):
             t = oy + pad_t - ky
@@ -48,8 +52,9 @@ def _tconv_array(m, p, blob):
             iy = t // s_h
             if iy >= in_h:
                 continue
+            at = (iy % in_ring) * in_w
             # dot() must see a float operand: numpy keeps int8 products in int8.
-            xf = np.array(x[iy * in_w : (iy + 1) * in_w, :], dtype=backend.FLOAT)
+            xf = np.array(x[at : at + in_w, :], dtype=backend.FLOAT)
             xf -= in_zp
             d = np.dot(xf, w[ky * in_c : (ky + 1) * in_c, :])
             for kx in range(k_w):
@@ -61,20 +66,22 @@ def _tconv_array(m, p, blob):
                     continue
                 o0 = ix0 * s_w + c0
                 acc[o0 : o0 + (ix1 - ix0 - 1) * s_w + 1 : s_w, :] += d[ix0:ix1, kx * out_c : (kx + 1) * out_c]
-        out[oy * out_w : (oy + 1) * out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
+        r = (oy - oy0) * out_w
+        out[r : r + out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
 
 
 @micropython.viper
-def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int):
+def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, in_ring: int, oy0: int):
     q = w_bytes >> 1  # int32 tables, as 16-bit halves
     a = ptr8(arena)
     w = ptr8(blob)
     h = ptr16(blob)
     wstep = k_w * out_c  # weight stride from one input channel to the next
+    row_bytes = in_w * in_c
     # Output coordinate o + pad = base*s + r (0 <= r < s) is reached by taps
     # k = r, r+s, r+2s, ... from inputs base, base-1, ...: phases are
-    # stepped along instead of divided.
-    ry0 = pad_t
+    # stepped along instead of divided, from the band's first row.
+    ry0 = oy0 + pad_t
     by0 = 0
     while ry0 >= s_h:
         ry0 -= s_h
@@ -112,11 +119,12 @@ def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_
                 iy = by
                 while ky < k_h:
                     if iy >= 0 and iy < in_h:
+                        rp = in_off + (iy % in_ring) * row_bytes
                         kx = rx
                         ix = bx
                         while kx < k_w:
                             if ix >= 0 and ix < in_w:
-                                ip = in_off + (iy * in_w + ix) * in_c
+                                ip = rp + ix * in_c
                                 wp = (ky * in_c * k_w + kx) * out_c + co
                                 for ci in range(in_c):
                                     x = ((int(a[ip + ci]) ^ 0x80) - 0x80) - in_zp

@@ -1,0 +1,487 @@
+"""Band-streamed execution: run chains of row-local ops band by band through
+ring buffers, so the big activations of a U-Net never exist in full.
+
+Every op becomes a node that produces its output rows in bands of `band`
+rows (a node that is not streamed has one band: the whole tensor). The
+schedule is made by pulling rows from the model output: before a node
+computes rows y0..y1-1 it asks each input for the rows its window needs
+(`rows_needed`), recursively. Every tensor then lives in a ring of rows just
+deep enough for its readers (found by replaying the schedule); a tensor
+whose far reader would keep the ring deep can be spilled: each band goes to
+flash as it is computed and a fetch node reads rows back for that reader.
+The model input is fed band by band from the caller's buffer (one feed per
+reader, so a late reader does not keep it alive) and the output is drained
+band by band into the output buffer, so neither sits whole in the arena.
+
+The result is a flat list of ordinary device steps on arena offsets: the
+device never plans; it runs windowed kernels over ring inputs (`in_ring`,
+`oy0`) and row-wise kernels over contiguous sub-bands.
+"""
+from __future__ import annotations
+
+import importlib
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+from tinyseg_mp import compress
+
+from .bundle_writer import Step
+from .graph import DTYPE_SIZES, Graph, Op, Tensor
+from .lower import LOWERINGS, LowerContext, hwc
+from .memplan import MemoryPlan, PlannedBuffer, _align
+from .planner import BestOrderPlanner
+from .quant import resize_nearest_indices
+
+# Ops whose output row y needs an input window of rows (device kernels with
+# the band contract: input ring `in_ring`, first output row `oy0`).
+WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "TRANSPOSE_CONV")
+# Ops whose output row y needs row y of each input (or a broadcast row).
+ROWWISE = ("QUANTIZE", "LOGISTIC", "RELU", "RELU6", "LEAKY_RELU", "DEQUANTIZE", "ADD", "MUL", "CONCATENATION")
+BAND_CHOICES = (1, 2, 4, 8)
+# Weight blocks of streamed plans: the device's weight buffer is this big
+# (small boards: the buffer counts against the same heap as the arena).
+STREAM_MAX_BLOB = 4096
+# Relative latency weights of the planner's cost model, in microseconds,
+# measured in the unix port (benchmarks/README.md): per device step, per
+# weight byte inflated, per byte written to / read from the spill store.
+COST_STEP_US = 25.0
+COST_WEIGHT_BYTE_US = 0.004
+COST_FLASH_WRITE_BYTE_US = 0.05
+COST_FLASH_READ_BYTE_US = 0.02
+
+
+def _image(t: Tensor) -> bool:
+    return len(t.shape) == 4 and t.shape[0] == 1
+
+
+def data_inputs(op: Op) -> list[int]:
+    """The activation inputs an op reads rows of (TRANSPOSE_CONV: its input is third)."""
+    if op.kind == "TRANSPOSE_CONV":
+        return [op.inputs[2]]
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "MEAN",
+                   "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"):
+        return [op.inputs[0]]
+    return [i for i in op.inputs if i >= 0]
+
+
+def streamable(graph: Graph, op: Op) -> bool:
+    """Can `op` compute its output band by band?"""
+    out = graph.tensors[op.outputs[0]]
+    ins = [graph.tensors[i] for i in data_inputs(op)]
+    if not _image(out) or out.dtype not in ("int8", "uint8") or any(t.is_const for t in ins):
+        return False
+    if op.kind in WINDOWED or op.kind == "RESIZE_NEAREST_NEIGHBOR":
+        return _image(ins[0])
+    if op.kind == "CONCATENATION" and op.options.get("axis", -1) not in (-1, 2, 3, -2):
+        return False
+    return op.kind in ROWWISE and all(_image(t) and t.shape[1] in (1, out.shape[1]) for t in ins)
+
+
+@dataclass(eq=False)
+class Ring:
+    """A tensor's rows in the arena: row y at slot y % depth."""
+    name: str
+    tensor: int  # graph tensor it holds rows of
+    rows: int
+    row_bytes: int
+    depth: int = 1
+
+
+@dataclass(eq=False)
+class Node:
+    name: str
+    kind: str  # "op", "feed" (caller's input -> ring) or "fetch" (spill store -> ring)
+    out: Ring
+    op: Op | None = None
+    ins: list[Ring] = field(default_factory=list)  # parallel to data_inputs(op)
+    band: int = 1
+    spill_slot: int = -1  # >= 0: every band is written to this spill slot as computed
+    drain: bool = False  # every band is copied to the caller's output buffer
+    source: Ring | None = None  # fetch: the spilled ring whose rows it reads back
+
+
+@dataclass
+class Call:
+    node: Node
+    y0: int
+    y1: int
+
+
+@dataclass
+class StreamPlan:
+    """A complete band-streamed plan: schedule, ring depths, arena offsets."""
+    nodes: list[Node]
+    calls: list[Call]
+    plan: MemoryPlan
+    offsets: dict[int, int]  # id(ring or scratch key) -> arena offset
+    spills: list[Ring]
+    band: int
+    threshold: int
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def peak(self) -> int:
+        return self.plan.peak
+
+    def cost_us(self) -> float:
+        weights = sum(len(s.blob) for s in self.steps)
+        flash = sum(r.rows * r.row_bytes for r in self.spills)
+        return (len(self.steps) * COST_STEP_US + weights * COST_WEIGHT_BYTE_US
+                + flash * (COST_FLASH_WRITE_BYTE_US + COST_FLASH_READ_BYTE_US))
+
+    def flash_bytes(self) -> int:
+        """Spilled bytes per inference, before compression."""
+        return sum(r.rows * r.row_bytes for r in self.spills)
+
+
+def _geometry(t: Tensor) -> tuple[int, int]:
+    """(rows, bytes per row); a tensor that is not an image is one row."""
+    if _image(t):
+        h, w, c = hwc(t)
+        return h, w * c * DTYPE_SIZES[t.dtype]
+    return 1, t.nbytes
+
+
+def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int, int] | None:
+    """Rows lo..hi of input k that rows y0..y1-1 of the node's output need (None: none)."""
+    src = node.ins[k]
+    if src.rows == 1 or node.band >= node.out.rows:
+        return (0, src.rows - 1)  # a broadcast row, or an op computed whole
+    op = node.op
+    o = op.options
+    out = graph.tensors[op.outputs[0]]
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        pad, k_h, s, d = _window(graph, op)
+        lo, hi = y0 * s - pad, (y1 - 1) * s - pad + (k_h - 1) * d
+    elif op.kind == "TRANSPOSE_CONV":
+        pad, k_h, s, _ = _window(graph, op)
+        lo, hi = -((k_h - 1 - y0 - pad) // s), (y1 - 1 + pad) // s
+    elif op.kind == "RESIZE_NEAREST_NEIGHBOR":
+        ymap = resize_nearest_indices(src.rows, out.shape[1], o.get("align_corners", False),
+                                      o.get("half_pixel_centers", False))
+        lo, hi = min(ymap[y0:y1]), max(ymap[y0:y1])
+    else:
+        lo, hi = y0, y1 - 1
+    lo, hi = max(lo, 0), min(hi, src.rows - 1)
+    return (lo, hi) if lo <= hi else None
+
+
+def _window(graph: Graph, op: Op) -> tuple[int, int, int, int]:
+    """(top padding, kernel height, stride, dilation) along the rows, as the lowerings compute them."""
+    steps = _whole_steps(graph, op)
+    p = steps[0].params
+    k_h = p.get("k_h", p.get("f_h"))
+    return p["pad_top"], k_h, p["stride_h"], p.get("dil_h", 1)
+
+
+class _Offsets(LowerContext):
+    """A lowering context over arbitrary tensor views and offsets."""
+
+    def __init__(self, graph: Graph, offsets: dict[int, int], scratch: int = 0):
+        self.graph = graph
+        self.max_blob = STREAM_MAX_BLOB
+        self._offsets = offsets
+        self._scratch = scratch
+
+    def offset(self, index: int) -> int:
+        return self._offsets.get(index, 0)
+
+    def scratch(self, op: Op) -> int:
+        return self._scratch
+
+
+def _module(op: Op):
+    return importlib.import_module(f"host_tools.lower.op_{LOWERINGS[op.kind]}")
+
+
+def _whole_steps(graph: Graph, op: Op) -> list[Step]:
+    """The op lowered once with every offset 0 (cached): band steps patch it."""
+    cache = graph.__dict__.setdefault("_whole_steps", {})
+    if op.index not in cache:
+        cache[op.index] = _module(op).lower(_Offsets(graph, {}), op)
+    return cache[op.index]
+
+
+def build_nodes(graph: Graph, band: int, threshold: int, spilled: set[int]) -> tuple[list[Node], Node]:
+    """Nodes for every op needed by the output; ops whose output has at least
+    `threshold` bytes and can stream get `band` rows per call; tensors in
+    `spilled` go to flash for their last reader."""
+    rings: dict[int, Ring] = {}
+    nodes: list[Node] = []
+    producer: dict[int, Node] = {}
+    spill_slots: dict[int, int] = {}
+    for op in graph.ops:
+        out = graph.tensors[op.outputs[0]]
+        rows, row_bytes = _geometry(out)
+        ring = rings[out.index] = Ring(out.name, out.index, rows, row_bytes)
+        streams = streamable(graph, op) and out.nbytes >= threshold
+        node = Node(f"op {op.source_index} {op.kind}", "op", ring, op, band=band if streams else rows)
+        if out.index in spilled:
+            node.spill_slot = spill_slots.setdefault(out.index, len(spill_slots))
+        node.drain = out.index in graph.outputs
+        producer[out.index] = node
+        nodes.append(node)
+    for node in list(nodes):
+        op = node.op
+        for i in data_inputs(op):
+            t = graph.tensors[i]
+            if i in graph.inputs:  # one feed per reader: re-reading the caller's buffer is free
+                rows, row_bytes = _geometry(t)
+                feed = Node(f"feed '{t.name}' for {node.name}", "feed", Ring(f"{t.name} (fed)", i, rows, row_bytes),
+                            band=band if node.band < node.out.rows else rows)
+                nodes.append(feed)
+                node.ins.append(feed.out)
+            elif i in spilled and op.index == max(t.consumers):
+                src = rings[i]
+                fetch = Node(f"fetch '{t.name}'", "fetch", Ring(f"{t.name} (fetched)", i, src.rows, src.row_bytes),
+                             band=band, source=src, spill_slot=spill_slots[i])
+                nodes.append(fetch)
+                node.ins.append(fetch.out)
+            else:
+                node.ins.append(rings[i])
+    return nodes, producer[graph.outputs[0]]
+
+
+def pull_schedule(graph: Graph, nodes: list[Node], last: Node) -> list[Call]:
+    """Calls in execution order, pulling every row of the output."""
+    producer = {id(n.out): n for n in nodes}
+    made = {id(n.out): 0 for n in nodes}
+    calls: list[Call] = []
+
+    def demand(ring: Ring, row: int) -> None:
+        node = producer[id(ring)]
+        while made[id(ring)] <= row:
+            y0 = made[id(ring)]
+            y1 = min(y0 + node.band, ring.rows)
+            if node.kind == "fetch":
+                demand(node.source, y1 - 1)
+            for k, src in enumerate(node.ins):
+                need = rows_needed(graph, node, k, y0, y1)
+                if need:
+                    demand(src, need[1])
+            calls.append(Call(node, y0, y1))
+            made[id(ring)] = y1
+
+    demand(last.out, last.out.rows - 1)
+    return calls
+
+
+def ring_depths(graph: Graph, nodes: list[Node], calls: list[Call]) -> None:
+    """Set each ring's depth: the most rows it must hold at once over the schedule."""
+    pending: dict[tuple[int, int], deque] = {}
+    readers: dict[int, list[tuple[int, int]]] = {}
+    for node in nodes:
+        for k, src in enumerate(node.ins):
+            readers.setdefault(id(src), []).append((id(node), k))
+            pending[(id(node), k)] = deque()
+    for c in calls:
+        for k in range(len(c.node.ins)):
+            need = rows_needed(graph, c.node, k, c.y0, c.y1)
+            if need:
+                pending[(id(c.node), k)].append(need[0])
+    for node in nodes:
+        node.out.depth = 1
+    for c in calls:
+        for k in range(len(c.node.ins)):
+            if rows_needed(graph, c.node, k, c.y0, c.y1):
+                pending[(id(c.node), k)].popleft()
+        oldest = c.y0
+        for key in readers.get(id(c.node.out), []):
+            if pending[key]:
+                oldest = min(oldest, pending[key][0])
+        ring = c.node.out
+        ring.depth = min(max(ring.depth, c.y1 - oldest), ring.rows)
+
+
+def split_calls(graph: Graph, calls: list[Call]) -> list[Call]:
+    """Split calls so no band wraps around a ring it writes, or a ring that a
+    row-wise op reads (windowed kernels read rings modulo their depth)."""
+    result = []
+    for c in calls:
+        cuts = {c.y0, c.y1}
+        rings = [c.node.out]
+        if c.node.kind == "op" and c.node.op.kind not in WINDOWED and c.node.op.kind != "RESIZE_NEAREST_NEIGHBOR":
+            rings += [r for r in c.node.ins if r.rows > 1]
+        for r in rings:
+            if r.depth < r.rows:
+                cuts.update(range((c.y0 // r.depth + 1) * r.depth, c.y1, r.depth))
+        edges = sorted(cuts)
+        result += [Call(c.node, a, b) for a, b in zip(edges, edges[1:])]
+    return result
+
+
+def _scratch_parts(graph: Graph, node: Node) -> tuple[int, int]:
+    """(the op kernel's scratch, the spill/fetch row buffers) of a node, in bytes."""
+    op_part = 0
+    if node.kind == "op":
+        fn = getattr(_module(node.op), "scratch_bytes", None)
+        op_part = _align(fn(graph, node.op)) if fn else 0
+    rows = node.out.row_bytes + compress.bound(node.out.row_bytes) if node.kind == "fetch" or node.spill_slot >= 0 else 0
+    return op_part, rows
+
+
+def plan_rings(graph: Graph, nodes: list[Node], calls: list[Call]) -> tuple[MemoryPlan, dict[int, int]]:
+    """Place every ring and scratch buffer, with lifetimes in calls."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    owners: dict[int, object] = {}
+
+    def use(key: object, at: int) -> None:
+        first.setdefault(id(key), at)
+        last[id(key)] = at
+        owners[id(key)] = key
+
+    for at, c in enumerate(calls):
+        use(c.node.out, at)
+        for r in c.node.ins:
+            use(r, at)
+        if sum(_scratch_parts(graph, c.node)):
+            use(c.node, at)
+    planner = BestOrderPlanner()
+    entries = []
+    for key, obj in owners.items():
+        if isinstance(obj, Ring):
+            entries.append((f"{obj.name} ({obj.depth}/{obj.rows} rows)", obj.tensor, key,
+                            _align(obj.depth * obj.row_bytes)))
+        else:
+            entries.append((f"{obj.name} scratch", -1, key, _align(sum(_scratch_parts(graph, obj)))))
+    ids = [planner.add_buffer(size, first[key], last[key]) for _, _, key, size in entries]
+    buffers = [PlannedBuffer(name, tensor, -1, size, first[key], last[key], planner.offset(bid))
+               for (name, tensor, key, size), bid in zip(entries, ids)]
+    offsets = {key: b.offset for (_, _, key, _), b in zip(entries, buffers)}
+    return MemoryPlan(peak=planner.peak(), buffers=buffers), offsets
+
+
+def _slot(offsets: dict[int, int], ring: Ring, y: int) -> int:
+    return offsets[id(ring)] + (y % ring.depth) * ring.row_bytes
+
+
+def _band_view(t: Tensor, rows: int) -> Tensor:
+    return replace(t, shape=(1, rows) + tuple(t.shape[2:]))
+
+
+def lower_calls(graph: Graph, calls: list[Call], offsets: dict[int, int]) -> list[Step]:
+    """Device steps of the schedule, every offset resolved."""
+    steps: list[Step] = []
+    for c in calls:
+        node, y0, y1 = c.node, c.y0, c.y1
+        rows = y1 - y0
+        ring = node.out
+        out_at = _slot(offsets, ring, y0)
+        scratch = offsets.get(id(node), 0)
+        row_tmp = scratch + _scratch_parts(graph, node)[0]  # spill/fetch buffers follow the kernel's scratch
+        if node.kind == "feed":
+            steps.append(Step("feed", dict(src_off=y0 * ring.row_bytes, dst_off=out_at, n=rows * ring.row_bytes),
+                              source=node.name))
+        elif node.kind == "fetch":
+            steps.append(Step("fetch", dict(dst_off=out_at, r0=y0, rows=rows, row_bytes=ring.row_bytes,
+                                            slot=node.spill_slot, tmp_off=row_tmp), source=node.name))
+        else:
+            steps += _op_steps(graph, node, y0, y1, offsets, scratch)
+            if node.spill_slot >= 0:
+                steps.append(Step("spill", dict(src_off=out_at, rows=rows, row_bytes=ring.row_bytes,
+                                                slot=node.spill_slot, tmp_off=row_tmp, r0=y0),
+                                  source=f"spill '{ring.name}'"))
+        if node.drain:
+            steps.append(Step("drain", dict(src_off=out_at, dst_off=y0 * ring.row_bytes, n=rows * ring.row_bytes),
+                              source=f"drain '{ring.name}'"))
+    return steps
+
+
+def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int], scratch: int) -> list[Step]:
+    op = node.op
+    ins = data_inputs(op)
+    out_at = _slot(offsets, node.out, y0)
+    if op.kind in WINDOWED:
+        src = node.ins[0]
+        return [replace(s, params=dict(s.params, in_off=offsets[id(src)], in_ring=src.depth, out_off=out_at,
+                                       out_h=y1 - y0, oy0=y0), source=node.name)
+                for s in _whole_steps(graph, op)]
+    if op.kind == "RESIZE_NEAREST_NEIGHBOR":
+        s = _whole_steps(graph, op)[0]
+        src = node.ins[0]
+        p = s.params
+        ymap = [int.from_bytes(s.blob[2 * y : 2 * y + 2], "little") % src.depth for y in range(y0, y1)]
+        ybytes = b"".join(v.to_bytes(2, "little") for v in ymap)
+        ybytes += b"\0" * (-len(ybytes) % 4)
+        blob = ybytes + s.blob[p["x_off"] : p["x_off"] + 2 * p["out_w"]]
+        return [Step("resize_nearest", dict(p, in_off=offsets[id(src)], out_off=out_at, out_h=y1 - y0,
+                                            x_off=len(ybytes)), blob, source=node.name)]
+    # Row-wise or whole: lower the op on views of this band.
+    tensors = list(graph.tensors)
+    where: dict[int, int] = {}
+    banded = node.band < node.out.rows
+    for i, src in zip(ins, node.ins):
+        t = graph.tensors[i]
+        if banded and src.rows > 1:
+            tensors[i] = _band_view(t, y1 - y0)
+            where[i] = _slot(offsets, src, y0)
+        else:
+            where[i] = offsets.get(id(src), 0)
+    out = graph.tensors[op.outputs[0]]
+    if banded:
+        tensors[out.index] = _band_view(out, y1 - y0)
+    where[out.index] = out_at
+    view = Graph(tensors, graph.ops, graph.inputs, graph.outputs, graph.name)
+    return [replace(s, source=node.name) for s in _module(op).lower(_Offsets(view, where, scratch), op)]
+
+
+def make_plan(graph: Graph, band: int, threshold: int, spilled: set[int]) -> StreamPlan:
+    nodes, last = build_nodes(graph, band, threshold, spilled)
+    calls = pull_schedule(graph, nodes, last)
+    used = {id(c.node) for c in calls}
+    nodes = [n for n in nodes if id(n) in used]
+    ring_depths(graph, nodes, calls)
+    calls = split_calls(graph, calls)
+    plan, offsets = plan_rings(graph, nodes, calls)
+    spills = [n.out for n in nodes if n.kind == "op" and n.spill_slot >= 0]
+    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold)
+
+
+def spill_candidates(graph: Graph) -> list[int]:
+    """Tensors read by more than one op (skip connections), image-shaped int8."""
+    return [t.index for t in graph.tensors
+            if t.producer is not None and len(t.consumers) > 1 and _image(t)
+            and t.dtype in ("int8", "uint8") and t.index not in graph.outputs]
+
+
+def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
+    """The plan of least estimated latency whose peak fits `budget`, or the
+    plan of least peak (peak > budget) when none fits; None when no op streams."""
+    sizes = sorted({graph.tensors[op.outputs[0]].nbytes for op in graph.ops if streamable(graph, op)}, reverse=True)
+    if not sizes:
+        return None
+    fitting: list[StreamPlan] = []
+    smallest: StreamPlan | None = None
+    for band in BAND_CHOICES:
+        for threshold in sizes:
+            spilled: set[int] = set()
+            best = make_plan(graph, band, threshold, spilled)
+            # Greedy: spill the skip tensor that lowers the peak most, while any does.
+            while best.peak > budget:
+                trials = [make_plan(graph, band, threshold, spilled | {t})
+                          for t in spill_candidates(graph) if t not in spilled]
+                trials = [p for p in trials if p.peak < best.peak]
+                if not trials:
+                    break
+                best = min(trials, key=lambda p: p.peak)
+                spilled = {r.tensor for r in best.spills}
+            if progress:
+                progress(f"band {band}, stream tensors >= {threshold:,d} B: peak {best.peak:,d} B")
+            if smallest is None or best.peak < smallest.peak:
+                smallest = best
+            if best.peak <= budget:
+                best.steps = lower_calls(graph, best.calls, best.offsets)
+                fitting.append(best)
+                break  # a lower threshold streams more ops: no faster
+    if not fitting:
+        smallest.steps = lower_calls(graph, smallest.calls, smallest.offsets)
+        return smallest
+    return min(fitting, key=lambda p: p.cost_us())
+
+
+def weight_bytes(plan: StreamPlan) -> int:
+    """Weight and table bytes the device loads per inference (every band reloads its blob)."""
+    return sum(len(s.blob) for s in plan.steps)
+
+
