@@ -7,7 +7,13 @@ Figures are measured on this machine, never asserted by tests:
   and with the memory optimisations, the unix port's measured heap peak;
 - with a budget (the board's): spilled bytes written per inference before and
   after compression, and the latency of the spilling bundle against the same
-  backend without spills.
+  backend without spills;
+- band streaming: for a row of budgets (none, the board's, 64 KB, a fifth of
+  TFLite Micro's arena) the plan's peak, its latency in the unix port (viper,
+  runtime from .mpy, spill files on littlefs) against the unconstrained plan,
+  the flash bytes written per inference, and the runtime's own overhead: the
+  smallest heap the run completes in minus the planned arena and the output
+  buffer a streamed plan keeps outside it.
 """
 from __future__ import annotations
 
@@ -106,14 +112,75 @@ def bench_model(model: Path, board: str, repeats: int, progress=print) -> dict:
     return row
 
 
+def bench_streaming(model: Path, x: np.ndarray, tflm_arena: int, board: str, repeats: int,
+                    progress=print) -> list[dict]:
+    """One row per budget: peak, latency against the unconstrained plan, flash, runtime overhead."""
+    budgets: list[int | None] = [None, load_board(board).budget, 65536, tflm_arena // 5]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for budget in dict.fromkeys(budgets):
+            path = Path(tmp) / f"b{budget}.tsb"
+            row: dict = {"model": model.stem, "budget": budget}
+            try:
+                compiled = compile_model(model, path, budget)
+            except BudgetError as exc:
+                smallest = re.search(r"smallest peak reached is ([\d,]+)", str(exc))
+                row.update(refused=f"smallest peak reached {smallest.group(1) if smallest else '?'} bytes")
+                rows.append(row)
+                continue
+            chosen = compiled.chosen
+            progress(f"  {model.stem}: budget {budget}: peak {chosen.peak:,d}, unix port")
+            ms, stats = _best(lambda: run_bundle(path, x, "micropython", "viper", heap=4 * 1024 * 1024,
+                                                 lfs_blocks=512, mpy=True), repeats)
+            outside = 0
+            if chosen.streamed:
+                g = chosen.graph
+                outside = g.tensors[g.outputs[0]].nbytes  # the input is fed from its file
+            min_heap = find_min_heap(path, x, "viper", lfs_blocks=512, mpy=True)
+            row.update(peak_bytes=chosen.peak, streamed=chosen.streamed is not None, viper_ms=ms,
+                       flash_write_bytes=stats["flash_write_bytes"], weight_bytes_read=stats["flash_read_bytes"],
+                       steps=len(compiled.steps), min_heap_bytes=min_heap,
+                       runtime_overhead_bytes=min_heap - chosen.peak - outside)
+            rows.append(row)
+    base = rows[0].get("viper_ms")
+    for row in rows:
+        if base and "viper_ms" in row:
+            row["vs_unconstrained"] = row["viper_ms"] / base
+    return rows
+
+
+def print_streaming(rows: list[dict]) -> None:
+    print("\nband streaming (viper, unix port, runtime from .mpy, spill files on littlefs)")
+    print(f"{'model':12s} {'budget':>8s} {'peak':>8s} {'mode':>8s} {'ms':>8s} {'ratio':>6s} {'flash B':>8s} "
+          f"{'steps':>6s} {'min heap':>9s} {'overhead':>9s}")
+    for r in rows:
+        budget = "none" if r["budget"] is None else f"{r['budget']:,d}"
+        if "refused" in r:
+            print(f"{r['model']:12s} {budget:>8s} refused: {r['refused']}")
+            continue
+        print(f"{r['model']:12s} {budget:>8s} {r['peak_bytes']:8,d} {'stream' if r['streamed'] else 'whole':>8s} "
+              f"{r['viper_ms']:8.1f} {r.get('vs_unconstrained', 1.0):6.2f} {r['flash_write_bytes']:8,d} "
+              f"{r['steps']:6d} {r['min_heap_bytes']:9,d} {r['runtime_overhead_bytes']:9,d}")
+    print("  ratio: latency / the same model's unconstrained plan; flash B: spilled bytes written per inference\n"
+          "  (compressed); overhead: min heap - planned arena - output buffer outside the arena (the\n"
+          "  runtime's own modules, weight buffer, littlefs, harness)")
+
+
 def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, progress=print) -> list[dict]:
     rows = []
+    streaming_rows: list[dict] = []
     for model in models:
         progress(f"{model.name} ...")
         t0 = time.perf_counter()
-        rows.append(bench_model(model, board, repeats, progress))
+        row = bench_model(model, board, repeats, progress)
+        rows.append(row)
+        x = np.load(model.with_suffix(".input.npy")) if model.with_suffix(".input.npy").exists() else None
+        if x is not None:
+            streaming_rows += bench_streaming(model, x, row["tflm_arena_bytes"], board, repeats, progress)
         progress(f"  done in {time.perf_counter() - t0:.1f} s")
     print_table(rows)
+    print_streaming(streaming_rows)
+    rows.append({"streaming": streaming_rows})
     if out:
         out.write_text(json.dumps(rows, indent=1))
         progress(f"figures written to {out}")

@@ -139,11 +139,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         x = np.load(args.input)
-        y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, parse_size(args.heap))
+        y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, parse_size(args.heap),
+                              args.lfs_blocks, args.mpy)
         if args.min_heap:
             if args.runtime != "micropython":
                 raise ValueError("--min-heap measures the MicroPython unix port: add --runtime micropython")
-            stats["min_heap_bytes"] = find_min_heap(args.bundle, x, args.backend or "viper", micropython=args.micropython)
+            stats["min_heap_bytes"] = find_min_heap(args.bundle, x, args.backend or "viper", args.lfs_blocks,
+                                                    micropython=args.micropython, mpy=args.mpy)
     except (RunError, BundleError, ValueError, OSError) as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 2
@@ -229,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="force a kernel family (default: the fastest the runtime has)")
     p.add_argument("--micropython", metavar="EXE", help="MicroPython executable (default: the one of the test extra)")
     p.add_argument("--heap", default="512K", metavar="BYTES", help="MicroPython heap size, e.g. 256K (default 512K)")
+    p.add_argument("--mpy", action="store_true",
+                   help="unix port: load the runtime precompiled to .mpy, as deployed to a board (less heap)")
+    p.add_argument("--lfs-blocks", type=int, default=0, metavar="N",
+                   help="unix port: put spill files on a littlefs image of N 4 KB blocks (default: host files)")
     p.add_argument("--stats", metavar="STATS.json", help="write latency, heap peak and flash traffic as JSON")
     p.add_argument("--min-heap", action="store_true",
                    help="also find the smallest MicroPython heap the run fits in (bisection; several runs)")

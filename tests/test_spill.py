@@ -14,7 +14,6 @@ from host_tools import tflite_import
 from host_tools.boards import load_board
 from host_tools.coldrange import cold_ranges
 from host_tools.compile import compile_model, plan_model
-from host_tools.optimize import optimize
 from host_tools.runner import RunError, run_bundle
 from tinyseg_mp import compress, spill
 from test_runtime import assert_matches, sample_inputs, tflm_reference, ulab_path  # noqa: F401 (fixture)

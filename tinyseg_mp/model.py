@@ -50,6 +50,7 @@ class Model:
             # A streamed plan reads its input from, and writes its output to,
             # buffers outside the arena (feed and drain steps).
             self.input = None
+            self._inbuf = None  # input_view() of a streamed plan
             self.output = bytearray(meta["out_bytes"]) if meta["out_off"] < 0 else None
             bundle.check_steps(f, sections, path)
             slots = bundle.read_spill_slots(f, sections)
@@ -74,9 +75,9 @@ class Model:
         m = self.meta
         if m["in_off"] >= 0:
             return memoryview(self.arena)[m["in_off"] : m["in_off"] + m["in_bytes"]]
-        if self.input is None:
-            self.input = bytearray(m["in_bytes"])
-        return memoryview(self.input)
+        if self._inbuf is None:
+            self._inbuf = bytearray(m["in_bytes"])
+        return memoryview(self._inbuf)
 
     def run(self, inp=None):
         """Run one inference. `inp`: bytes-like input in the model's layout
@@ -96,8 +97,10 @@ class Model:
             if m["in_off"] >= 0:
                 raise ValueError("this bundle keeps its input in the arena: pass bytes, not a file")
             self.input = inp
-        elif m["in_off"] < 0 and self.input is None:
-            raise ValueError("no input: pass one to run() or fill input_view() first")
+        elif m["in_off"] < 0:
+            if self._inbuf is None:
+                raise ValueError("no input: pass one to run() or fill input_view() first")
+            self.input = self._inbuf
         f = self.file
         wbuf = memoryview(self.wbuf)
         head = self._head

@@ -1,0 +1,129 @@
+"""Band-streamed plans (host_tools/streaming.py): the schedule, ring depths,
+the plan under a 64 KB budget, outputs equal to TFLite Micro on every
+target, and the 128K unix-port heap."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import model_path
+from host_tools import streaming, tflite_import
+from host_tools.compile import compile_model
+from host_tools.optimize import elide_identity_pads
+from host_tools.runner import RunError, run_bundle
+from test_runtime import assert_matches, sample_inputs, tflm_reference, ulab_path  # noqa: F401 (fixture)
+
+TARGETS = [("cpython", "numpy"), ("cpython", "ulab"), ("micropython", "viper")]
+U_NET_BUDGET = 65536
+ZOO_A_BUDGET = 12_000  # below what whole tensors and spills reach (27,072), so ops_zoo_a streams
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("streamed")
+    paths = {}
+    for name, budget in (("tiny_unet", U_NET_BUDGET), ("ops_zoo_a", ZOO_A_BUDGET)):
+        paths[name] = str(out / f"{name}.tsb")
+        compiled = compile_model(model_path(name), paths[name], budget)
+        assert compiled.chosen.streamed is not None and compiled.chosen.peak <= budget
+    return paths
+
+
+def unet_plan(band: int = 1, threshold: int = 9600, spilled: frozenset = frozenset()) -> streaming.StreamPlan:
+    graph = tflite_import.load(model_path("tiny_unet"))
+    elide_identity_pads(graph)
+    return streaming.make_plan(graph, band, threshold, set(spilled))
+
+
+def test_plan_reports_a_peak_under_64k_for_the_tiny_unet():
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "plan", str(model_path("tiny_unet")),
+                          "--budget", str(U_NET_BUDGET), "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["mode"] == "streamed" and report["budget_met"]
+    assert report["peak_bytes"] <= U_NET_BUDGET < report["tflm_arena_bytes"] // 4
+    assert report["streaming"]["io_bytes_outside_arena"] == 80 * 120 * 3 + 80 * 120
+    assert all(r["depth_rows"] <= r["rows"] for r in report["streaming"]["rings"])
+
+
+def test_rings_are_as_deep_as_the_windows_that_read_them():
+    plan = unet_plan()
+    depth = {n.op.outputs[0]: n.out.depth for n in plan.nodes if n.kind == "op"}
+    graph = tflite_import.load(model_path("tiny_unet"))
+    elide_identity_pads(graph)
+    for op in graph.ops:
+        out = graph.tensors[op.outputs[0]]
+        readers = [graph.ops[c] for c in out.consumers]
+        if out.nbytes >= 9600 and len(readers) == 1 and readers[0].kind == "CONV_2D":
+            k = graph.tensors[readers[0].inputs[1]].shape[1]
+            assert depth[out.index] == k, op.kind  # a 3x3 conv reads 3 rows; a 1x1 conv one
+        if len(readers) == 1 and readers[0].kind == "MAX_POOL_2D":
+            assert depth[out.index] == 2  # 2x2 windows, stride 2
+    # Skips stay whole unless spilled: the first one lives across the whole network.
+    skip = next(op.outputs[0] for op in graph.ops if graph.tensors[op.outputs[0]].shape == (1, 80, 120, 8)
+                and len(graph.tensors[op.outputs[0]].consumers) == 2)
+    assert depth[skip] == 80
+    spilled = unet_plan(spilled=frozenset({skip}))
+    assert {n.op.outputs[0]: n.out.depth for n in spilled.nodes if n.kind == "op"}[skip] == 2
+    assert spilled.peak < plan.peak
+
+
+def test_schedule_computes_every_row_once_and_in_order():
+    plan = unet_plan(band=2)
+    rows: dict[int, list[int]] = {}
+    for c in plan.calls:
+        rows.setdefault(id(c.node), []).extend(range(c.y0, c.y1))
+    for n in plan.nodes:
+        assert rows[id(n)] == list(range(n.out.rows)), n.name
+
+
+def test_budget_search_needs_no_hints_and_refuses_the_impossible(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "compile", str(model_path("tiny_unet")), "-o",
+                          str(tmp_path / "m.tsb"), "--budget", "8K"], capture_output=True, text=True)
+    assert res.returncode == 3 and "band-streamed" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "m.tsb").exists()
+
+
+@pytest.mark.parametrize("name", ["tiny_unet", "ops_zoo_a"])
+@pytest.mark.parametrize("runtime,backend", TARGETS)
+def test_streamed_outputs_match_tflite_micro(streamed, name, runtime, backend, request):
+    if backend == "ulab":
+        request.getfixturevalue("ulab_path")
+    for x in sample_inputs(name)[:1 if name == "tiny_unet" else 2]:
+        ours, stats = run_bundle(streamed[name], x, runtime, backend, heap=512 * 1024,
+                                 lfs_blocks=512 if runtime == "micropython" else 0)
+        assert_matches(ours, tflm_reference(name, x))
+        assert stats["flash_write_bytes"] > 0  # skips went to flash band by band
+
+
+def test_streamed_unet_runs_in_a_128k_heap_and_not_in_96k(streamed):
+    x = sample_inputs("tiny_unet")[0]
+    ours, stats = run_bundle(streamed["tiny_unet"], x, "micropython", "viper", heap=128 * 1024, lfs_blocks=512,
+                             mpy=True)
+    assert_matches(ours, tflm_reference("tiny_unet", x))
+    # littlefs only appends: about one erase per 4 KB block of spilled data, not one per row.
+    assert stats["lfs_erases"] <= stats["flash_write_bytes"] // 4096 + 8
+    with pytest.raises(RunError, match="MemoryError"):
+        run_bundle(streamed["tiny_unet"], x, "micropython", "viper", heap=96 * 1024, lfs_blocks=512, mpy=True)
+
+
+def test_streamed_model_reads_a_file_or_a_buffer_as_input(streamed):
+    import tinyseg_mp
+
+    x = sample_inputs("ops_zoo_a")[0]
+    m = tinyseg_mp.load(streamed["ops_zoo_a"], "numpy")
+    try:
+        from_buffer = bytes(m.run(x.tobytes()))
+        import io
+
+        from_file = bytes(m.run(io.BytesIO(x.tobytes())))
+        m.input_view()[:] = x.tobytes()
+        in_place = bytes(m.run())
+    finally:
+        m.close()
+    assert from_buffer == from_file == in_place
+    assert np.array_equal(np.frombuffer(from_buffer, np.int8).reshape(1, 24, 24, 4), tflm_reference("ops_zoo_a", x))
