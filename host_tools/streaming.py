@@ -124,10 +124,8 @@ class StreamPlan:
         return self.plan.peak
 
     def cost_us(self) -> float:
-        weights = sum(len(s.blob) for s in self.steps)
-        flash = sum(r.rows * r.row_bytes for r in self.spills)
-        return (len(self.steps) * COST_STEP_US + weights * COST_WEIGHT_BYTE_US
-                + flash * (COST_FLASH_WRITE_BYTE_US + COST_FLASH_READ_BYTE_US))
+        return (len(self.steps) * COST_STEP_US + weight_bytes(self) * COST_WEIGHT_BYTE_US
+                + self.flash_bytes() * (COST_FLASH_WRITE_BYTE_US + COST_FLASH_READ_BYTE_US))
 
     def flash_bytes(self) -> int:
         """Spilled bytes per inference, before compression."""
@@ -274,16 +272,16 @@ def ring_depths(graph: Graph, nodes: list[Node], calls: list[Call]) -> None:
         for k, src in enumerate(node.ins):
             readers.setdefault(id(src), []).append((id(node), k))
             pending[(id(node), k)] = deque()
-    for c in calls:
-        for k in range(len(c.node.ins)):
-            need = rows_needed(graph, c.node, k, c.y0, c.y1)
+    needs = [[rows_needed(graph, c.node, k, c.y0, c.y1) for k in range(len(c.node.ins))] for c in calls]
+    for c, call_needs in zip(calls, needs):
+        for k, need in enumerate(call_needs):
             if need:
                 pending[(id(c.node), k)].append(need[0])
     for node in nodes:
         node.out.depth = 1
-    for c in calls:
-        for k in range(len(c.node.ins)):
-            if rows_needed(graph, c.node, k, c.y0, c.y1):
+    for c, call_needs in zip(calls, needs):
+        for k, need in enumerate(call_needs):
+            if need:
                 pending[(id(c.node), k)].popleft()
         oldest = c.y0
         for key in readers.get(id(c.node.out), []):
