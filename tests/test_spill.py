@@ -77,6 +77,27 @@ def test_spill_store_on_littlefs_counts_and_cleans_up():
     assert "s.spill.0" not in fs.listdir("/")
 
 
+def test_reading_early_rows_between_writes_keeps_later_rows_in_place():
+    """A late reader may fetch rows of a tensor while its later bands are still
+    being spilled: each write continues after the rows written so far."""
+    fs, _ = lfs(16)
+    rows, row_bytes = 6, 64
+    spill.open_store("s.spill", [(rows, row_bytes)], fs)
+    rng = random.Random(2)
+    data = bytearray(rng.choice((0, 0, 5, 9)) for _ in range(rows * row_bytes))
+    tmp = bytearray(compress.bound(row_bytes))
+    out = bytearray(row_bytes)
+    try:
+        for r0 in range(0, rows, 2):
+            spill.write_rows(0, memoryview(data)[r0 * row_bytes :], row_bytes, r0, 2, tmp)
+            spill.read_row(0, 0, row_bytes, tmp, out)  # moves the file position back to row 0
+        for r in range(rows):
+            spill.read_row(0, r, row_bytes, tmp, out)
+            assert out == data[r * row_bytes : (r + 1) * row_bytes], r
+    finally:
+        spill.close()
+
+
 def test_full_filesystem_names_the_bytes_needed():
     fs, _ = lfs(4)  # 16 KB, two blocks of it for littlefs itself
     with pytest.raises(OSError) as err:

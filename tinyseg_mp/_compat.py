@@ -30,7 +30,10 @@ def _shims():
         mv = memoryview(buf)
         if mv.format != "B":
             mv = mv.cast("B")
-        return mv if code == "B" else mv.cast(code)
+        if code == "B":
+            return mv
+        size = struct.calcsize(code)
+        return mv[: len(mv) // size * size].cast(code)  # viper ignores a ragged tail; cast() refuses it
 
     return {"ptr8": lambda b: view(b, "B"), "ptr16": lambda b: view(b, "H"), "ptr32": lambda b: view(b, "I")}
 

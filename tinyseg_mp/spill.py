@@ -68,6 +68,7 @@ def write_rows(slot, src, row_bytes, r0, rows, tmp):
         _files[slot] = _open(slot, "w+b")
     f = _files[slot]
     pos = idx[r0]
+    f.seek(pos)  # a fetch of earlier rows may have moved the file position
     for r in range(rows):
         row = src[r * row_bytes : (r + 1) * row_bytes]
         n = compress.encode(row, row_bytes, tmp)

@@ -36,5 +36,6 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     params = dict(
         in_off=ctx.offset(x.index), in_h=in_h, in_w=in_w, c=c, out_off=ctx.offset(out.index),
         bias=-in_zp * n, out_zp=out_zp, mult=mp.multiplier, shift=mp.shift,
+        acc_off=0, begin=1, end=1,  # the whole tensor in one step (band steps: streaming.py)
     )
     return [Step("mean", params)]

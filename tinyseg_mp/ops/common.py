@@ -14,6 +14,18 @@ def i32_floats(blob, offset, count):
     return np.array(hi[1::2], dtype=backend.FLOAT) * 65536.0 + np.array(lo[0::2], dtype=backend.FLOAT)
 
 
+def store_i32(buf, offset, values):
+    """Store a float array of exact integers (|v| < 2^31) at buf[offset:] as
+    little-endian int32, the inverse of i32_floats: a signed high and an
+    unsigned low 16-bit half each (ulab has no int32)."""
+    np = backend.np
+    v = values.reshape((values.size,))
+    hi = np.floor(v / 65536.0)
+    mv = memoryview(buf)[offset : offset + 4 * values.size]
+    np.frombuffer(mv, dtype=np.uint16)[0::2] = np.array(v - hi * 65536.0, dtype=np.uint16)
+    np.frombuffer(mv, dtype=np.int16)[1::2] = np.array(hi, dtype=np.int16)
+
+
 def channel_requant(mult, shift):
     """Per-channel constants for requant() from TFLM's (multiplier, shift),
     given as float arrays of exact integers (from i32_floats)."""
