@@ -15,11 +15,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from tinyseg_mp import compress
 
 from .coldrange import ColdRange, cold_ranges
 from .graph import Graph, Op
 from .lower import LOWERINGS, hwc
+from .lower.op_conv2d import same_padding
 from .memplan import MemoryPlan, plan_memory
 
 # Ops that read a spilled input back row by row while they compute.
@@ -80,6 +83,89 @@ def elide_identity_pads(graph: Graph) -> list[str]:
             graph.ops.remove(op)
             notes.append(f"removed identity PAD (op {op.source_index})")
     graph.relink()
+    return notes
+
+
+def _folding_reader(graph: Graph, pad: Op) -> Op | None:
+    """The CONV_2D or DEPTHWISE_CONV_2D that `pad` can be folded into, if any."""
+    if pad.kind not in ("PAD", "PADV2"):
+        return None
+    x, paddings, out = (graph.tensors[i] for i in pad.inputs[:2] + pad.outputs)
+    if not paddings.is_const or x.dtype != "int8" or len(x.shape) != 4 or x.shape[0] != 1:
+        return None
+    pads = np.asarray(paddings.data, np.int64).reshape(-1, 2)
+    if pads.shape != (4, 2) or (pads < 0).any() or pads[0].any() or pads[3].any():
+        return None  # only height and width padding can become conv padding
+    if x.scale is None or out.scale is None or x.qparams() != out.qparams():
+        return None
+    # TFLM's pad.cc fills int8 with the output zero point, or PADV2's raw constant.
+    if pad.kind == "PADV2" and len(pad.inputs) > 2 and pad.inputs[2] >= 0:
+        fill = graph.tensors[pad.inputs[2]]
+        if not fill.is_const or int(np.asarray(fill.data).reshape(-1)[0]) != out.qparams()[1]:
+            return None
+    if out.index in graph.outputs or len(out.consumers) != 1:
+        return None
+    conv = graph.ops[out.consumers[0]]
+    if conv.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D") or conv.inputs[0] != out.index:
+        return None
+    return conv
+
+
+def _leading_padding(conv: Op, in_hw: tuple[int, ...], k_hw: tuple[int, ...], out_hw: tuple[int, ...]
+                     ) -> tuple[int, int]:
+    """The conv's own (top, left) padding, as its lowering computes it."""
+    o = conv.options
+    if o["padding"] == "EXPLICIT":
+        return o["pad_top"], o["pad_left"]
+    if o["padding"] == "SAME":
+        return (same_padding(in_hw[0], k_hw[0], o["stride_h"], o["dilation_h"], out_hw[0]),
+                same_padding(in_hw[1], k_hw[1], o["stride_w"], o["dilation_w"], out_hw[1]))
+    return 0, 0
+
+
+def fold_pads(graph: Graph) -> list[str]:
+    """Fold each spatial PAD that fills with its zero point into the CONV_2D or
+    DEPTHWISE_CONV_2D that alone reads it, as EXPLICIT top/left padding: the
+    device kernels skip taps outside the input, and a zero-point tap adds
+    nothing either. Bottom/right padding needs no field: the output keeps its
+    shape and taps past the input's end are skipped. Pools are left alone:
+    their windows treat padding unlike a PAD's cells."""
+    notes = []
+    # Last first, so that in PAD -> PAD -> conv the outer PAD folds too.
+    for pad in reversed(list(graph.ops)):
+        conv = _folding_reader(graph, pad)
+        if conv is None:
+            continue
+        padded, w, out = (graph.tensors[i] for i in (pad.outputs[0], conv.inputs[1], conv.outputs[0]))
+        top, left = _leading_padding(conv, padded.shape[1:3], w.shape[1:3], out.shape[1:3])
+        pads = np.asarray(graph.tensors[pad.inputs[1]].data, np.int64).reshape(4, 2)
+        conv.options = dict(conv.options, padding="EXPLICIT", pad_top=int(pads[1, 0]) + top,
+                            pad_left=int(pads[2, 0]) + left)
+        conv.inputs = [pad.inputs[0], *conv.inputs[1:]]
+        graph.ops.remove(pad)
+        graph.relink()
+        notes.append(f"folded {pad.kind} (op {pad.source_index}) into {conv.kind} (op {conv.source_index})")
+    return notes
+
+
+def elide_flattens(graph: Graph) -> list[str]:
+    """Remove a RESHAPE whose readers are all FULLY_CONNECTED: TFLM's FC reads
+    its input flattened to (batch, depth) anyway, so the copy is not needed."""
+    notes = []
+    for op in list(graph.ops):
+        if op.kind != "RESHAPE" or op.outputs[0] in graph.outputs:
+            continue
+        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        readers = [graph.ops[c] for c in dst.consumers]
+        if (src.is_const or src.scale is None or dst.scale is None or src.qparams() != dst.qparams()
+                or src.shape[0] != dst.shape[0] or not readers
+                or any(r.kind != "FULLY_CONNECTED" or r.inputs[1:].count(dst.index) for r in readers)):
+            continue
+        for r in readers:
+            r.inputs[0] = src.index
+        graph.ops.remove(op)
+        graph.relink()
+        notes.append(f"removed RESHAPE (op {op.source_index}): FULLY_CONNECTED reads its input flattened")
     return notes
 
 

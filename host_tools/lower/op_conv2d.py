@@ -20,6 +20,24 @@ def same_padding(in_size: int, k: int, stride: int, dilation: int, out_size: int
     return total // 2
 
 
+def explicit_padding(op: Op, in_hw: tuple[int, int], k_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, int]:
+    """(pad_top, pad_left) of a conv with EXPLICIT padding (a PAD folded in by
+    optimize.fold_pads). Its bottom/right padding is implicit, as the kernels
+    skip taps past the input: the output size must be
+    (in + pad_top + pad_bottom - effective_k) // stride + 1 for some pad_bottom >= 0."""
+    o = op.options
+    pads = (o["pad_top"], o["pad_left"])
+    for axis, size, k, out_size, pad in zip("hw", in_hw, k_hw, out_hw, pads):
+        effective = (k - 1) * o["dilation_" + axis] + 1
+        least = max((size + pad - effective) // o["stride_" + axis] + 1, 1)  # with pad_bottom = 0
+        if pad < 0:
+            raise ValueError(f"{op.kind} op {op.source_index}: negative explicit padding {pad} on {axis}")
+        if out_size < least:
+            raise ValueError(f"{op.kind} op {op.source_index}: output {axis} is {out_size}, explicit padding "
+                             f"{pad} before an input of {size} gives at least {least}")
+    return pads
+
+
 def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int]) -> tuple[bytes, int]:
     """Weights (OHWI int8, padded to 4 bytes) then int32 tables: folded bias, bias, multiplier, shift."""
     w = weights.astype(np.int8).tobytes()
@@ -42,7 +60,8 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
         weights = w.data.reshape(out_c, 1, 1, k)
         in_h = in_w = out_h = out_w = 1
         in_c = k
-        geometry = dict(k_h=1, k_w=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0)
+        geometry = {"k_h": 1, "k_w": 1, "stride_h": 1, "stride_w": 1, "dil_h": 1, "dil_w": 1, "pad_top": 0,
+                    "pad_left": 0}
     else:
         weights = w.data
         out_c, k_h, k_w, _ = weights.shape
@@ -50,11 +69,13 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
         out_h, out_w, _ = hwc(out)
         o = op.options
         pad_top = pad_left = 0
-        if o["padding"] == "SAME":
+        if o["padding"] == "EXPLICIT":
+            pad_top, pad_left = explicit_padding(op, (in_h, in_w), (k_h, k_w), (out_h, out_w))
+        elif o["padding"] == "SAME":
             pad_top = same_padding(in_h, k_h, o["stride_h"], o["dilation_h"], out_h)
             pad_left = same_padding(in_w, k_w, o["stride_w"], o["dilation_w"], out_w)
-        geometry = dict(k_h=k_h, k_w=k_w, stride_h=o["stride_h"], stride_w=o["stride_w"],
-                        dil_h=o["dilation_h"], dil_w=o["dilation_w"], pad_top=pad_top, pad_left=pad_left)
+        geometry = {"k_h": k_h, "k_w": k_w, "stride_h": o["stride_h"], "stride_w": o["stride_w"],
+                    "dil_h": o["dilation_h"], "dil_w": o["dilation_w"], "pad_top": pad_top, "pad_left": pad_left}
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
     if op.kind == "FULLY_CONNECTED" and len(w.scale) == 1:
         m, sh = fully_connected_multiplier(in_scale, float(w.scale[0]), out_scale)

@@ -7,6 +7,7 @@ from ..bundle_writer import Step
 from ..graph import Op
 from ..quant import activation_range, channel_multipliers, compute_padding
 from . import LowerContext, hwc
+from .op_conv2d import explicit_padding
 
 
 def dw_blob(weights: np.ndarray, bias: np.ndarray, mult: list[int], shift: list[int],
@@ -42,12 +43,15 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     dm = out_c // in_c
     o = op.options
     geometry = {}
-    for axis, size, k, out_size in (("h", in_h, k_h, out_h), ("w", in_w, k_w, out_w)):
-        n, pad, _ = compute_padding(size, k, o["stride_" + axis], o["padding"], o["dilation_" + axis])
-        if n != out_size:
-            raise ValueError(f"DEPTHWISE_CONV_2D op {op.source_index}: output {axis} is {out_size}, "
-                             f"padding rule gives {n}")
-        geometry["pad_top" if axis == "h" else "pad_left"] = pad
+    if o["padding"] == "EXPLICIT":
+        geometry["pad_top"], geometry["pad_left"] = explicit_padding(op, (in_h, in_w), (k_h, k_w), (out_h, out_w))
+    else:
+        for axis, size, k, out_size in (("h", in_h, k_h, out_h), ("w", in_w, k_w, out_w)):
+            n, pad, _ = compute_padding(size, k, o["stride_" + axis], o["padding"], o["dilation_" + axis])
+            if n != out_size:
+                raise ValueError(f"DEPTHWISE_CONV_2D op {op.source_index}: output {axis} is {out_size}, "
+                                 f"padding rule gives {n}")
+            geometry["pad_top" if axis == "h" else "pad_left"] = pad
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
     mult, shift = channel_multipliers(in_scale, w.scale, out_scale, num_channels=out_c)
     lo, hi = activation_range(o.get("activation", "NONE"), out_scale, out_zp, out.dtype)
