@@ -11,7 +11,7 @@ from . import streaming, tflite_import
 from .bundle_writer import Step, write_bundle
 from .graph import Graph
 from .lower import hwc, lower_graph
-from .optimize import Optimized, elide_identity_pads, explain_peak, optimize
+from .optimize import Optimized, elide_flattens, elide_identity_pads, explain_peak, fold_pads, optimize
 
 
 @dataclass
@@ -76,6 +76,10 @@ def plan_model(model: str | Path, budget: int | None = None, progress=None) -> P
         return Plan(graph, opt)
     stream_graph = tflite_import.load(model)
     elide_identity_pads(stream_graph)
+    # A padded copy or a flattened copy would have to be made whole: the conv
+    # pads as it reads, and FULLY_CONNECTED reads any shape flattened.
+    fold_pads(stream_graph)
+    elide_flattens(stream_graph)
     streamed = streaming.search(stream_graph, budget, progress)
     if streamed is None or streamed.peak >= opt.plan.peak:
         return Plan(graph, opt)

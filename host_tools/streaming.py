@@ -7,8 +7,10 @@ schedule is made by pulling rows from the model output: before a node
 computes rows y0..y1-1 it asks each input for the rows its window needs
 (`rows_needed`), recursively. Every tensor then lives in a ring of rows just
 deep enough for its readers (found by replaying the schedule); a tensor
-whose far reader would keep the ring deep can be spilled: each band goes to
-flash as it is computed and a fetch node reads rows back for that reader.
+whose late readers would keep the ring deep can be spilled: each band goes
+to flash as it is computed and a fetch node reads rows back for each late
+reader. A MEAN sums its input band by band as the rows are made (int32 sums
+in the arena), so a global pooling does not hold its input whole either.
 The model input is fed band by band from the caller's buffer (one feed per
 reader, so a late reader does not keep it alive) and the output is drained
 band by band into the output buffer, so neither sits whole in the arena.
@@ -98,6 +100,10 @@ class Node:
     spill_slot: int = -1  # >= 0: every band is written to this spill slot as computed
     drain: bool = False  # every band is copied to the caller's output buffer
     source: Ring | None = None  # fetch: the spilled ring whose rows it reads back
+    # A reduction (MEAN): its calls are bands of *input* rows, summed as soon
+    # as they are made; the output is written by the call that ends the input.
+    reduce: bool = False
+    acc_bytes: int = 0  # int32 sums kept in the arena between its calls
 
 
 @dataclass
@@ -117,6 +123,7 @@ class StreamPlan:
     spills: list[Ring]
     band: int
     threshold: int
+    spilled: dict[int, set[int]]  # what make_plan was asked to spill: tensor -> its readers from flash
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -125,11 +132,15 @@ class StreamPlan:
 
     def cost_us(self) -> float:
         return (len(self.steps) * COST_STEP_US + weight_bytes(self) * COST_WEIGHT_BYTE_US
-                + self.flash_bytes() * (COST_FLASH_WRITE_BYTE_US + COST_FLASH_READ_BYTE_US))
+                + self.flash_bytes() * COST_FLASH_WRITE_BYTE_US + self.fetched_bytes() * COST_FLASH_READ_BYTE_US)
 
     def flash_bytes(self) -> int:
-        """Spilled bytes per inference, before compression."""
+        """Spilled bytes written per inference, before compression."""
         return sum(r.rows * r.row_bytes for r in self.spills)
+
+    def fetched_bytes(self) -> int:
+        """Spilled bytes read back per inference (each late reader fetches its own), before compression."""
+        return sum(n.out.rows * n.out.row_bytes for n in self.nodes if n.kind == "fetch")
 
 
 def _geometry(t: Tensor) -> tuple[int, int]:
@@ -143,6 +154,8 @@ def _geometry(t: Tensor) -> tuple[int, int]:
 def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int, int] | None:
     """Rows lo..hi of input k that rows y0..y1-1 of the node's output need (None: none)."""
     src = node.ins[k]
+    if node.reduce:
+        return (y0, y1 - 1)  # a reduction's calls are bands of its input
     if src.rows == 1 or node.band >= node.out.rows:
         return (0, src.rows - 1)  # a broadcast row, or an op computed whole
     op = node.op
@@ -200,10 +213,16 @@ def _whole_steps(graph: Graph, op: Op) -> list[Step]:
     return cache[op.index]
 
 
-def build_nodes(graph: Graph, band: int, threshold: int, spilled: set[int]) -> tuple[list[Node], Node]:
+def _reduces(graph: Graph, op: Op) -> bool:
+    """A MEAN over the rows of an image: it can sum its input band by band."""
+    x = graph.tensors[op.inputs[0]]
+    return op.kind == "MEAN" and _image(x) and x.shape[1] > 1 and x.dtype == "int8"
+
+
+def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]]) -> tuple[list[Node], Node]:
     """Nodes for every op needed by the output; ops whose output has at least
-    `threshold` bytes and can stream get `band` rows per call; tensors in
-    `spilled` go to flash for their last reader."""
+    `threshold` bytes and can stream get `band` rows per call; a tensor in
+    `spilled` goes to flash, and the ops listed for it read it back from there."""
     rings: dict[int, Ring] = {}
     nodes: list[Node] = []
     producer: dict[int, Node] = {}
@@ -213,7 +232,8 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: set[int]) -> t
         rows, row_bytes = _geometry(out)
         ring = rings[out.index] = Ring(out.name, out.index, rows, row_bytes)
         streams = streamable(graph, op) and out.nbytes >= threshold
-        node = Node(f"op {op.source_index} {op.kind}", "op", ring, op, band=band if streams else rows)
+        node = Node(f"op {op.source_index} {op.kind}", "op", ring, op, band=band if streams else rows,
+                    reduce=_reduces(graph, op))
         if out.index in spilled:
             node.spill_slot = spill_slots.setdefault(out.index, len(spill_slots))
         node.drain = out.index in graph.outputs
@@ -225,13 +245,15 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: set[int]) -> t
             t = graph.tensors[i]
             if i in graph.inputs:  # one feed per reader: re-reading the caller's buffer is free
                 rows, row_bytes = _geometry(t)
+                streams = node.reduce or node.band < node.out.rows
                 feed = Node(f"feed '{t.name}' for {node.name}", "feed", Ring(f"{t.name} (fed)", i, rows, row_bytes),
-                            band=band if node.band < node.out.rows else rows)
+                            band=band if streams else rows)
                 nodes.append(feed)
                 node.ins.append(feed.out)
-            elif i in spilled and op.index == max(t.consumers):
+            elif op.index in spilled.get(i, ()):
                 src = rings[i]
-                fetch = Node(f"fetch '{t.name}'", "fetch", Ring(f"{t.name} (fetched)", i, src.rows, src.row_bytes),
+                fetch = Node(f"fetch '{t.name}' for {node.name}", "fetch",
+                             Ring(f"{t.name} (fetched)", i, src.rows, src.row_bytes),
                              band=band, source=src, spill_slot=spill_slots[i])
                 nodes.append(fetch)
                 node.ins.append(fetch.out)
@@ -245,9 +267,28 @@ def pull_schedule(graph: Graph, nodes: list[Node], last: Node) -> list[Call]:
     producer = {id(n.out): n for n in nodes}
     made = {id(n.out): 0 for n in nodes}
     calls: list[Call] = []
+    reducers: dict[int, list[Node]] = {}
+    for n in nodes:
+        if n.reduce:
+            reducers.setdefault(id(n.ins[0]), []).append(n)
+    summed = {id(n): 0 for n in nodes if n.reduce}
+
+    def made_rows(ring: Ring, y1: int) -> None:
+        """Rows up to y1 of `ring` exist: reductions of it sum them at once,
+        so their input need not stay for a later pull."""
+        made[id(ring)] = y1
+        for r in reducers.get(id(ring), []):
+            if summed[id(r)] < y1:
+                calls.append(Call(r, summed[id(r)], y1))
+                summed[id(r)] = y1
+                if y1 == ring.rows:
+                    made_rows(r.out, 1)
 
     def demand(ring: Ring, row: int) -> None:
         node = producer[id(ring)]
+        if node.reduce:
+            demand(node.ins[0], node.ins[0].rows - 1)  # the sums follow the input's rows
+            return
         while made[id(ring)] <= row:
             y0 = made[id(ring)]
             y1 = min(y0 + node.band, ring.rows)
@@ -258,7 +299,7 @@ def pull_schedule(graph: Graph, nodes: list[Node], last: Node) -> list[Call]:
                 if need:
                     demand(src, need[1])
             calls.append(Call(node, y0, y1))
-            made[id(ring)] = y1
+            made_rows(ring, y1)
 
     demand(last.out, last.out.rows - 1)
     return calls
@@ -283,6 +324,8 @@ def ring_depths(graph: Graph, nodes: list[Node], calls: list[Call]) -> None:
         for k, need in enumerate(call_needs):
             if need:
                 pending[(id(c.node), k)].popleft()
+        if c.node.reduce:
+            continue  # writes its one output row once
         oldest = c.y0
         for key in readers.get(id(c.node.out), []):
             if pending[key]:
@@ -310,10 +353,10 @@ def split_calls(graph: Graph, calls: list[Call]) -> list[Call]:
 
 def _scratch_parts(graph: Graph, node: Node) -> tuple[int, int]:
     """(the op kernel's scratch, the spill/fetch row buffers) of a node, in bytes."""
-    op_part = 0
+    op_part = node.acc_bytes
     if node.kind == "op":
         fn = getattr(_module(node.op), "scratch_bytes", None)
-        op_part = _align(fn(graph, node.op)) if fn else 0
+        op_part += _align(fn(graph, node.op)) if fn else 0
     rows = node.out.row_bytes + compress.bound(node.out.row_bytes) if node.kind == "fetch" or node.spill_slot >= 0 else 0
     return op_part, rows
 
@@ -330,7 +373,8 @@ def plan_rings(graph: Graph, nodes: list[Node], calls: list[Call]) -> tuple[Memo
         owners[id(key)] = key
 
     for at, c in enumerate(calls):
-        use(c.node.out, at)
+        if not c.node.reduce or c.y1 == c.node.ins[0].rows:  # a reduction writes its output last
+            use(c.node.out, at)
         for r in c.node.ins:
             use(r, at)
         if sum(_scratch_parts(graph, c.node)):
@@ -376,11 +420,13 @@ def lower_calls(graph: Graph, calls: list[Call], offsets: dict[int, int]) -> lis
                                             slot=node.spill_slot, tmp_off=row_tmp), source=node.name))
         else:
             steps += _op_steps(graph, node, y0, y1, offsets, scratch)
+            if node.reduce:
+                y0, rows = 0, int(y1 == node.ins[0].rows)  # the output row, once the input is summed
             if node.spill_slot >= 0:
                 steps.append(Step("spill", dict(src_off=out_at, rows=rows, row_bytes=ring.row_bytes,
                                                 slot=node.spill_slot, tmp_off=row_tmp, r0=y0),
                                   source=f"spill '{ring.name}'"))
-        if node.drain:
+        if node.drain and rows:
             steps.append(Step("drain", dict(src_off=out_at, dst_off=y0 * ring.row_bytes, n=rows * ring.row_bytes),
                               source=f"drain '{ring.name}'"))
     return steps
@@ -390,6 +436,12 @@ def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int
     op = node.op
     ins = data_inputs(op)
     out_at = _slot(offsets, node.out, y0)
+    if node.reduce:
+        src = node.ins[0]
+        return [replace(s, params=dict(s.params, in_off=_slot(offsets, src, y0), in_h=y1 - y0,
+                                       out_off=offsets[id(node.out)], acc_off=scratch,
+                                       begin=int(y0 == 0), end=int(y1 == src.rows)), source=node.name)
+                for s in _whole_steps(graph, op)]
     if op.kind in WINDOWED:
         src = node.ins[0]
         return [replace(s, params=dict(s.params, in_off=offsets[id(src)], in_ring=src.depth, out_off=out_at,
@@ -424,23 +476,41 @@ def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int
     return [replace(s, source=node.name) for s in _module(op).lower(_Offsets(view, where, scratch), op)]
 
 
-def make_plan(graph: Graph, band: int, threshold: int, spilled: set[int]) -> StreamPlan:
+def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]]) -> StreamPlan:
     nodes, last = build_nodes(graph, band, threshold, spilled)
     calls = pull_schedule(graph, nodes, last)
     used = {id(c.node) for c in calls}
     nodes = [n for n in nodes if id(n) in used]
     ring_depths(graph, nodes, calls)
     calls = split_calls(graph, calls)
+    for n in nodes:
+        if n.reduce and sum(c.node is n for c in calls) > 1:
+            n.acc_bytes = 4 * graph.tensors[n.op.outputs[0]].elements
     plan, offsets = plan_rings(graph, nodes, calls)
     spills = [n.out for n in nodes if n.kind == "op" and n.spill_slot >= 0]
-    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold)
+    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold, spilled)
 
 
-def spill_candidates(graph: Graph) -> list[int]:
-    """Tensors read by more than one op (skip connections), image-shaped int8."""
-    return [t.index for t in graph.tensors
-            if t.producer is not None and len(t.consumers) > 1 and _image(t)
-            and t.dtype in ("int8", "uint8") and t.index not in graph.outputs]
+def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozenset[int]]]:
+    """Skip tensors worth spilling under `plan`'s schedule, each with its late
+    readers: the ops that first read it after it is complete (so its ring
+    must hold it whole for them), or else its last reader."""
+    first_read: dict[tuple[int, int], int] = {}
+    last_made: dict[int, int] = {}
+    for at, c in enumerate(plan.calls):
+        if c.node.kind == "op":
+            last_made[c.node.out.tensor] = at
+            for r in c.node.ins:
+                first_read.setdefault((r.tensor, c.node.op.index), at)
+    spilled = {r.tensor for r in plan.spills}
+    result = []
+    for t in graph.tensors:
+        if (t.producer is None or len(t.consumers) < 2 or not _image(t) or t.shape[1] < 2
+                or t.dtype not in ("int8", "uint8") or t.index in graph.outputs or t.index in spilled):
+            continue
+        late = frozenset(op for op in t.consumers if first_read.get((t.index, op), -1) > last_made.get(t.index, 0))
+        result.append((t.index, late or frozenset({max(t.consumers)})))
+    return result
 
 
 def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
@@ -453,17 +523,17 @@ def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
     smallest: StreamPlan | None = None
     for band in BAND_CHOICES:
         for threshold in sizes:
-            spilled: set[int] = set()
+            spilled: dict[int, set[int]] = {}
             best = make_plan(graph, band, threshold, spilled)
-            # Greedy: spill the skip tensor that lowers the peak most, while any does.
+            # Greedy: spill the skip tensor (for its late readers) that lowers the peak most, while any does.
             while best.peak > budget:
-                trials = [make_plan(graph, band, threshold, spilled | {t})
-                          for t in spill_candidates(graph) if t not in spilled]
+                trials = [make_plan(graph, band, threshold, {**spilled, t: set(readers)})
+                          for t, readers in spill_candidates(graph, best)]
                 trials = [p for p in trials if p.peak < best.peak]
                 if not trials:
                     break
                 best = min(trials, key=lambda p: p.peak)
-                spilled = {r.tensor for r in best.spills}
+                spilled = best.spilled
             if progress:
                 progress(f"band {band}, stream tensors >= {threshold:,d} B: peak {best.peak:,d} B")
             if smallest is None or best.peak < smallest.peak:
