@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,12 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
     blob = bytearray()
     records = bytearray()
     stored_at: dict[bytes, tuple[int, int]] = {}  # identical blocks are stored once
+    # Inflating has a fixed cost per load (a DeflateIO and its window): a blob
+    # that several steps load (every band of a streamed op) is stored raw.
+    loads = Counter(step.blob for step in steps)
     for step in steps:
         if step.blob not in stored_at:
-            packed = compress_blob(step.blob)
+            packed = compress_blob(step.blob) if loads[step.blob] == 1 else step.blob
             stored_at[step.blob] = (len(blob), len(packed))
             blob += packed
             blob += b"\0" * (-len(blob) % 4)

@@ -4,6 +4,7 @@ target, and the 128K unix-port heap."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 import subprocess
 import sys
 
@@ -180,3 +181,20 @@ def test_streamed_model_reads_a_file_or_a_buffer_as_input(streamed):
         m.close()
     assert from_buffer == from_file == in_place
     assert np.array_equal(np.frombuffer(from_buffer, np.int8).reshape(1, 24, 24, 4), tflm_reference("ops_zoo_a", x))
+
+
+def test_blobs_that_every_band_reloads_are_stored_raw(streamed):
+    """Inflating costs a fixed time per load, and a streamed op reloads its
+    blob every band: blobs loaded by more than one step are stored raw."""
+    from tinyseg_mp import bundle
+
+    path = streamed["ops_zoo_a"]
+    with open(path, "rb") as f:
+        records = bundle.read_steps(f, bundle.read_sections(f, path), path)
+    loads = Counter(off for _, _, off, _, raw in records if raw)
+    assert max(loads.values()) > 1
+    for _, _, off, stored, raw in records:
+        if raw and loads[off] > 1:
+            assert stored == raw
+    # A blob loaded once still goes through zlib when that pays.
+    assert any(stored < raw for _, _, off, stored, raw in records if loads[off] == 1)
