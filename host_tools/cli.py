@@ -73,6 +73,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if sp:
         x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
         report["streaming"] = stream_report(sp, x.nbytes + y.nbytes)
+        report["streaming"]["rewrites"] = chosen.rewrites
         report["spills"] = report["streaming"]["spills"]
         report["flash"] = flash_report([r.rows * r.row_bytes for r in sp.spills],
                                        sum(r.rows * compress.bound(r.row_bytes) for r in sp.spills), board)
@@ -93,8 +94,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   f"{st['streamed_tensors_from_bytes']:,d} bytes and more, {st['device_steps']:,d} device steps, "
                   f"{st['weight_bytes_loaded_per_inference']:,d} weight bytes loaded per inference")
             print(f"  - input and output ({st['io_bytes_outside_arena']:,d} bytes) stay in the caller's buffers")
+            for note in chosen.rewrites:
+                print(f"  - {note}")
             for s in st["spills"]:
-                print(f"  - spill '{s['tensor']}' ({s['bytes']:,d} bytes) band by band as computed")
+                print(f"  - spill '{s['tensor']}' ({s['bytes']:,d} bytes) band by band as computed, "
+                      f"fetched back for {', '.join(s['fetched_for'])}")
         else:
             for note in opt.fusions:
                 print(f"  - {note}")

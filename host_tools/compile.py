@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyseg_mp import bundle
@@ -21,6 +21,7 @@ class Plan:
     graph: Graph
     optimized: Optimized
     streamed: streaming.StreamPlan | None = None
+    rewrites: list[str] = field(default_factory=list)  # what the streamed graph changed, for reports
 
     @property
     def peak(self) -> int:
@@ -75,15 +76,13 @@ def plan_model(model: str | Path, budget: int | None = None, progress=None) -> P
     if opt.met:
         return Plan(graph, opt)
     stream_graph = tflite_import.load(model)
-    elide_identity_pads(stream_graph)
     # A padded copy or a flattened copy would have to be made whole: the conv
     # pads as it reads, and FULLY_CONNECTED reads any shape flattened.
-    fold_pads(stream_graph)
-    elide_flattens(stream_graph)
+    rewrites = elide_identity_pads(stream_graph) + fold_pads(stream_graph) + elide_flattens(stream_graph)
     streamed = streaming.search(stream_graph, budget, progress)
     if streamed is None or streamed.peak >= opt.plan.peak:
         return Plan(graph, opt)
-    return Plan(stream_graph, opt, streamed)
+    return Plan(stream_graph, opt, streamed, rewrites)
 
 
 def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None) -> Compiled:

@@ -79,7 +79,9 @@ def stream_report(sp: StreamPlan, io_bytes: int) -> dict:
         "note": "the input is fed and the output drained band by band from/to the caller's buffers",
         "rings": [{"name": n.out.name, "rows": n.out.rows, "depth_rows": n.out.depth, "row_bytes": n.out.row_bytes,
                    "bytes": n.out.depth * n.out.row_bytes} for n in sp.nodes],
-        "spills": [{"tensor": r.name, "bytes": r.rows * r.row_bytes} for r in sp.spills],
+        "spills": [{"tensor": r.name, "bytes": r.rows * r.row_bytes,
+                    "fetched_for": [m.name for n in sp.nodes if n.source is r for m in sp.nodes if n.out in m.ins]}
+                   for r in sp.spills],
         "buffers": [{"name": b.name, "bytes": b.size, "first_call": b.first, "last_call": b.last, "offset": b.offset}
                     for b in sp.plan.buffers],
     }

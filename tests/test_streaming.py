@@ -95,6 +95,12 @@ def test_every_fixture_plans_to_a_fifth_of_the_tflm_arena(name):
     fifth = plan()["tflm_arena_bytes"] // 5
     report = plan("--budget", str(fifth))
     assert report["budget_met"] and report["mode"] == "streamed" and report["peak_bytes"] <= fifth
+    st = report["streaming"]
+    if name == "ops_zoo_b":  # the padded copy and the flattened copy are gone
+        assert st["rewrites"] == ["folded PAD (op 1) into CONV_2D (op 2)",
+                                  "removed RESHAPE (op 4): FULLY_CONNECTED reads its input flattened"]
+    if name == "ops_zoo_a":  # the stem output goes back to both of its late readers
+        assert ["op 2 CONV_2D", "op 20 CONCATENATION"] in [s["fetched_for"] for s in st["spills"]]
 
 
 def zoo_plan(name: str) -> tuple[streaming.StreamPlan, object]:
