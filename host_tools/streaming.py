@@ -56,26 +56,32 @@ def _image(t: Tensor) -> bool:
     return len(t.shape) == 4 and t.shape[0] == 1
 
 
-def data_inputs(op: Op) -> list[int]:
-    """The activation inputs an op reads rows of (TRANSPOSE_CONV: its input is third)."""
+def data_inputs(graph: Graph, op: Op) -> list[int]:
+    """The activation inputs an op reads rows of (TRANSPOSE_CONV: its input is
+    third). Constant operands are not among them: their lowering embeds them."""
     if op.kind == "TRANSPOSE_CONV":
-        return [op.inputs[2]]
-    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "MEAN",
-                   "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"):
-        return [op.inputs[0]]
-    return [i for i in op.inputs if i >= 0]
+        found = [op.inputs[2]]
+    elif op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "MEAN",
+                     "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"):
+        found = [op.inputs[0]]
+    else:
+        found = [i for i in op.inputs if i >= 0]
+    return [i for i in found if not graph.tensors[i].is_const]
 
 
 def streamable(graph: Graph, op: Op) -> bool:
     """Can `op` compute its output band by band?"""
     out = graph.tensors[op.outputs[0]]
-    ins = [graph.tensors[i] for i in data_inputs(op)]
-    if not _image(out) or out.dtype not in ("int8", "uint8") or any(t.is_const for t in ins):
+    ins = [graph.tensors[i] for i in data_inputs(graph, op)]
+    if not _image(out) or out.dtype not in ("int8", "uint8") or not ins:
         return False
     if op.kind in WINDOWED or op.kind == "RESIZE_NEAREST_NEIGHBOR":
         return _image(ins[0])
-    if op.kind == "CONCATENATION" and op.options.get("axis", -1) not in (-1, 2, 3, -2):
+    consts = [graph.tensors[i] for i in op.inputs if i >= 0 and graph.tensors[i].is_const]
+    if op.kind == "CONCATENATION" and (consts or op.options.get("axis", -1) not in (-1, 2, 3, -2)):
         return False
+    if any(len(t.shape) >= 3 and t.shape[-3] != 1 for t in consts):
+        return False  # a constant operand of ADD or MUL must be the same for every row
     return op.kind in ROWWISE and all(_image(t) and t.shape[1] in (1, out.shape[1]) for t in ins)
 
 
@@ -95,7 +101,7 @@ class Node:
     kind: str  # "op", "feed" (caller's input -> ring) or "fetch" (spill store -> ring)
     out: Ring
     op: Op | None = None
-    ins: list[Ring] = field(default_factory=list)  # parallel to data_inputs(op)
+    ins: list[Ring] = field(default_factory=list)  # parallel to data_inputs(graph, op)
     band: int = 1
     spill_slot: int = -1  # >= 0: every band is written to this spill slot as computed
     drain: bool = False  # every band is copied to the caller's output buffer
@@ -241,7 +247,7 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[
         nodes.append(node)
     for node in list(nodes):
         op = node.op
-        for i in data_inputs(op):
+        for i in data_inputs(graph, op):
             t = graph.tensors[i]
             if i in graph.inputs:  # one feed per reader: re-reading the caller's buffer is free
                 rows, row_bytes = _geometry(t)
@@ -434,7 +440,7 @@ def lower_calls(graph: Graph, calls: list[Call], offsets: dict[int, int]) -> lis
 
 def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int], scratch: int) -> list[Step]:
     op = node.op
-    ins = data_inputs(op)
+    ins = data_inputs(graph, op)
     out_at = _slot(offsets, node.out, y0)
     if node.reduce:
         src = node.ins[0]
@@ -516,7 +522,8 @@ def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozense
 def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
     """The plan of least estimated latency whose peak fits `budget`, or the
     plan of least peak (peak > budget) when none fits; None when no op streams."""
-    sizes = sorted({graph.tensors[op.outputs[0]].nbytes for op in graph.ops if streamable(graph, op)}, reverse=True)
+    sizes = sorted({graph.tensors[op.outputs[0]].nbytes for op in graph.ops
+                    if streamable(graph, op) or _reduces(graph, op)}, reverse=True)
     if not sizes:
         return None
     fitting: list[StreamPlan] = []

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import model_path
+from conftest import FIXTURES, model_path
 from host_tools import streaming, tflite_import
-from host_tools.compile import compile_model
+from host_tools.compile import compile_model, plan_model
 from host_tools.optimize import elide_flattens, elide_identity_pads, fold_pads
 from host_tools.runner import RunError, run_bundle
 from test_runtime import assert_matches, sample_inputs, tflm_reference, ulab_path  # noqa: F401 (fixture)
@@ -204,3 +204,40 @@ def test_blobs_that_every_band_reloads_are_stored_raw(streamed):
             assert stored == raw
     # A blob loaded once still goes through zlib when that pays.
     assert any(stored < raw for _, _, off, stored, raw in records if loads[off] == 1)
+
+
+# Single-op fixtures whose op streams (the others hold 2-D tensors, a PAD that
+# is the output, a SOFTMAX...: whole tensors, or fit by spilling).
+STREAMING_OP_FIXTURES = [
+    "add_ew_const_relu", "add_ew_pool_bcast", "add_ew_same", "avg_pool_same", "avg_pool_valid",
+    "avgpool_2x2_s2_valid", "avgpool_3x2_s2_same", "avgpool_3x3_s1_same", "concatenation_ew_axis2",
+    "dwconv_3x3_d2_same_dm3", "dwconv_3x3_s1_same_relu6", "dwconv_3x3_s2_valid_dm2", "dwconv_5x3_s2_same",
+    "max_pool_same", "maxpool_2x2_s2_valid", "maxpool_3x3_s1_same_relu", "maxpool_3x3_s2_same",
+    "mean_equal_quant", "mean_gap_after_conv", "mean_keep", "mean_keepdims", "mean_nokeep", "mean_nokeepdims",
+    "mul_ew_const", "mul_ew_same", "mul_ew_se", "resize_nearest_ew_2x", "resize_nearest_ew_align",
+    "resize_nearest_ew_down", "resize_nearest_ew_half", "resize_nn_down_align", "resize_nn_down_half",
+    "resize_nn_up", "resize_nn_up_align", "resize_nn_up_half", "tconv_2x2_s2_valid", "tconv_3x3_s1_same",
+    "tconv_3x3_s2_same", "tconv_3x3_s2_valid_nobias", "tconv_4x4_s2_same",
+]
+
+
+@pytest.mark.parametrize("runtime,backend", [("cpython", "numpy"), ("micropython", "viper")])
+@pytest.mark.parametrize("name", STREAMING_OP_FIXTURES)
+def test_every_streamable_op_streams_exactly(tmp_path, name, runtime, backend):
+    """A budget just under the whole-tensor plan makes the op stream (a MEAN
+    on the fed input, ADD and MUL with constant operands included); the
+    output equals tflite-micro's."""
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    model = FIXTURES / "ops" / f"{name}.tflite"
+    budget = plan_model(model).peak - 4
+    compiled = compile_model(model, tmp_path / "m.tsb", budget)
+    assert compiled.chosen.streamed is not None and compiled.chosen.peak <= budget
+    interp = tflm.Interpreter.from_file(str(model), arena_size=1_000_000)
+    detail = interp.get_input_details(0)
+    info = np.iinfo(detail["dtype"])
+    x = np.random.default_rng(len(name)).integers(info.min, info.max + 1, detail["shape"], dtype=detail["dtype"])
+    interp.set_input(x, 0)
+    interp.invoke()
+    ours, _ = run_bundle(tmp_path / "m.tsb", x, runtime, backend)
+    np.testing.assert_array_equal(ours, interp.get_output(0))
