@@ -92,7 +92,6 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
                           f"{chosen.peak:,d} bytes: {chosen.why_not()}. Use a budget of at least that.")
     graph = chosen.graph
-    x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     if chosen.streamed:
         sp = chosen.streamed
         steps = sp.steps
@@ -103,30 +102,41 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
     else:
         opt = chosen.optimized
         steps = lower_graph(graph, opt.plan)
-        in_off, out_off = opt.plan.tensor_offsets[x.index], opt.plan.tensor_offsets[y.index]
+        in_off, out_off = (opt.plan.tensor_offsets[t] for t in (graph.inputs[0], graph.outputs[0]))
         slots = [(s.rows, s.row_bytes) for s in opt.spills]
         spill_names = [graph.tensors[s.tensor].name for s in opt.spills]
+    size = write_graph_bundle(out, Path(model).name, graph, steps, chosen.peak, (in_off, out_off),
+                              list(zip(spill_names, slots)), chosen.streamed is not None)
+    return Compiled(chosen, steps, size)
+
+
+def write_graph_bundle(out: str | Path, model_name: str, graph: Graph, steps: list[Step], arena_bytes: int,
+                       io_offsets: tuple[int, int], spills: list[tuple[str, tuple[int, int]]] = (),
+                       streamed: bool = False) -> int:
+    """Write the steps of `graph` as a bundle: META from its input and output
+    (at arena offsets io_offsets, -1: the caller's buffer), INFO for reports,
+    SPIL from `spills` (name, (rows, row bytes)). Returns the bundle's size."""
+    x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     meta = {
-        "arena_bytes": chosen.peak,
+        "arena_bytes": arena_bytes,
         "blob_bytes": max((len(s.blob) for s in steps), default=0),
-        "in_off": in_off, "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
-        "out_off": out_off, "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
+        "in_off": io_offsets[0], "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
+        "out_off": io_offsets[1], "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
     }
     meta.update(zip(("in_h", "in_w", "in_c"), hwc(x)))
     meta.update(zip(("out_h", "out_w", "out_c"), hwc(y)))
     info = {
-        "model": Path(model).name,
+        "model": model_name,
         "input": {"shape": list(x.shape), "dtype": x.dtype, "scale": _q(x)[0], "zero_point": _q(x)[1]},
         "output": {"shape": list(y.shape), "dtype": y.dtype, "scale": _q(y)[0], "zero_point": _q(y)[1]},
         "steps": [s.source for s in steps],
-        "spills": spill_names,
-        "streamed": chosen.streamed is not None,
+        "spills": [name for name, _ in spills],
+        "streamed": streamed,
     }
     extra = {}
-    if slots:
-        extra[b"SPIL"] = struct.pack(f"<{2 * len(slots)}i", *(v for s in slots for v in s))
-    size = write_bundle(out, meta, steps, info, extra)
-    return Compiled(chosen, steps, size)
+    if spills:
+        extra[b"SPIL"] = struct.pack(f"<{2 * len(spills)}i", *(v for _, slot in spills for v in slot))
+    return write_bundle(out, meta, steps, info, extra)
 
 
 def _q(t) -> tuple[float | None, int | None]:

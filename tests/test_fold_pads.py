@@ -12,15 +12,14 @@ import pytest
 from conftest import REPO, micropython_exe, model_path
 from test_runtime import sample_inputs, tflm_reference
 
+from host_tools import compile as host_compile
 from host_tools import tflite_import
-from host_tools.bundle_writer import write_bundle
-from host_tools.graph import Graph, Op, Tensor
-from host_tools.lower import hwc, lower_graph
+from host_tools.graph import Graph, Op
+from host_tools.lower import lower_graph
 from host_tools.memplan import plan_memory
 from host_tools.optimize import elide_flattens, elide_identity_pads, fold_pads, runtime_scratch
 from host_tools.quant import compute_padding
 from host_tools.runner import run_bundle
-from tinyseg_mp import bundle
 
 OPS_DIR = REPO / "tests" / "fixtures" / "ops"
 TARGETS = [("cpython", "numpy"), ("micropython", "viper")]
@@ -35,23 +34,8 @@ def load(path: Path) -> Graph:
 def write_graph_bundle(graph: Graph, path: Path) -> Path:
     """Plan, lower and write `graph` as optimize() and compile_model() do, with no rewrites of their own."""
     plan = plan_memory(graph, runtime_scratch)
-    steps = lower_graph(graph, plan)
-    x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
-    meta = {
-        "arena_bytes": plan.peak, "blob_bytes": max(len(s.blob) for s in steps),
-        "in_off": plan.tensor_offsets[x.index], "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
-        "out_off": plan.tensor_offsets[y.index], "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
-    }
-    meta.update(zip(("in_h", "in_w", "in_c"), hwc(x)))
-    meta.update(zip(("out_h", "out_w", "out_c"), hwc(y)))
-
-    def q(t: Tensor) -> dict:
-        return {"shape": list(t.shape), "dtype": t.dtype, "scale": None if t.scale is None else float(t.scale[0]),
-                "zero_point": None if t.zero_point is None else int(t.zero_point[0])}
-
-    info = {"model": graph.name, "input": q(x), "output": q(y), "steps": [s.source for s in steps], "spills": [],
-            "streamed": False}
-    write_bundle(path, meta, steps, info)
+    offsets = tuple(plan.tensor_offsets[t] for t in (graph.inputs[0], graph.outputs[0]))
+    host_compile.write_graph_bundle(path, graph.name, graph, lower_graph(graph, plan), plan.peak, offsets)
     return path
 
 
