@@ -22,7 +22,7 @@ from tinyseg_mp import compress
 from .coldrange import ColdRange, cold_ranges
 from .graph import Graph, Op
 from .lower import LOWERINGS, hwc
-from .lower.op_conv2d import same_padding
+from .lower.op_conv2d import leading_padding
 from .memplan import MemoryPlan, plan_memory
 
 # Ops that read a spilled input back row by row while they compute.
@@ -111,18 +111,6 @@ def _folding_reader(graph: Graph, pad: Op) -> Op | None:
     return conv
 
 
-def _leading_padding(conv: Op, in_hw: tuple[int, ...], k_hw: tuple[int, ...], out_hw: tuple[int, ...]
-                     ) -> tuple[int, int]:
-    """The conv's own (top, left) padding, as its lowering computes it."""
-    o = conv.options
-    if o["padding"] == "EXPLICIT":
-        return o["pad_top"], o["pad_left"]
-    if o["padding"] == "SAME":
-        return (same_padding(in_hw[0], k_hw[0], o["stride_h"], o["dilation_h"], out_hw[0]),
-                same_padding(in_hw[1], k_hw[1], o["stride_w"], o["dilation_w"], out_hw[1]))
-    return 0, 0
-
-
 def fold_pads(graph: Graph) -> list[str]:
     """Fold each spatial PAD that fills with its zero point into the CONV_2D or
     DEPTHWISE_CONV_2D that alone reads it, as EXPLICIT top/left padding: the
@@ -137,7 +125,7 @@ def fold_pads(graph: Graph) -> list[str]:
         if conv is None:
             continue
         padded, w, out = (graph.tensors[i] for i in (pad.outputs[0], conv.inputs[1], conv.outputs[0]))
-        top, left = _leading_padding(conv, padded.shape[1:3], w.shape[1:3], out.shape[1:3])
+        top, left = leading_padding(conv, padded.shape[1:3], w.shape[1:3], out.shape[1:3])
         pads = np.asarray(graph.tensors[pad.inputs[1]].data, np.int64).reshape(4, 2)
         conv.options = dict(conv.options, padding="EXPLICIT", pad_top=int(pads[1, 0]) + top,
                             pad_left=int(pads[2, 0]) + left)

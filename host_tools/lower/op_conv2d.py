@@ -38,6 +38,19 @@ def explicit_padding(op: Op, in_hw: tuple[int, int], k_hw: tuple[int, int], out_
     return pads
 
 
+def leading_padding(op: Op, in_hw: tuple[int, int], k_hw: tuple[int, int], out_hw: tuple[int, int]
+                    ) -> tuple[int, int]:
+    """(pad_top, pad_left) of a CONV_2D or DEPTHWISE_CONV_2D: SAME as TFLite
+    computes it, EXPLICIT from its options (checked), VALID none."""
+    o = op.options
+    if o["padding"] == "EXPLICIT":
+        return explicit_padding(op, in_hw, k_hw, out_hw)
+    if o["padding"] == "SAME":
+        return (same_padding(in_hw[0], k_hw[0], o["stride_h"], o["dilation_h"], out_hw[0]),
+                same_padding(in_hw[1], k_hw[1], o["stride_w"], o["dilation_w"], out_hw[1]))
+    return 0, 0
+
+
 def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int]) -> tuple[bytes, int]:
     """Weights (OHWI int8, padded to 4 bytes) then int32 tables: folded bias, bias, multiplier, shift."""
     w = weights.astype(np.int8).tobytes()
@@ -68,12 +81,7 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
         in_h, in_w, in_c = in_hwc
         out_h, out_w, _ = hwc(out)
         o = op.options
-        pad_top = pad_left = 0
-        if o["padding"] == "EXPLICIT":
-            pad_top, pad_left = explicit_padding(op, (in_h, in_w), (k_h, k_w), (out_h, out_w))
-        elif o["padding"] == "SAME":
-            pad_top = same_padding(in_h, k_h, o["stride_h"], o["dilation_h"], out_h)
-            pad_left = same_padding(in_w, k_w, o["stride_w"], o["dilation_w"], out_w)
+        pad_top, pad_left = leading_padding(op, (in_h, in_w), (k_h, k_w), (out_h, out_w))
         geometry = {"k_h": k_h, "k_w": k_w, "stride_h": o["stride_h"], "stride_w": o["stride_w"],
                     "dil_h": o["dilation_h"], "dil_w": o["dilation_w"], "pad_top": pad_top, "pad_left": pad_left}
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
