@@ -143,11 +143,19 @@ def _read_options(kind: str, op: tflite.Operator) -> dict:
     return {}
 
 
+def tensor_name(t: tflite.Tensor, i: int) -> str:
+    """The tensor's name, or `tensor<i>` when the file has none (names are
+    optional in the schema: TFLite Micro's own test models omit them)."""
+    raw = t.Name()
+    return raw.decode(errors="replace") if raw else f"tensor{i}"
+
+
 def _read_tensor(model: tflite.Model, sg: tflite.SubGraph, i: int) -> Tensor:
     t = sg.Tensors(i)
     ttype = t.Type()
+    name = tensor_name(t, i)
     if ttype not in _TENSOR_TYPES:
-        raise ModelError(f"tensor {i} '{t.Name().decode()}' has unsupported type {ttype}")
+        raise ModelError(f"tensor {i} '{name}' has unsupported type {ttype}")
     dtype = _TENSOR_TYPES[ttype]
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     data = None
@@ -164,7 +172,7 @@ def _read_tensor(model: tflite.Model, sg: tflite.SubGraph, i: int) -> Tensor:
         axis = q.QuantizedDimension()
     return Tensor(
         index=i,
-        name=t.Name().decode(errors="replace"),
+        name=name,
         shape=shape,
         dtype=dtype,
         scale=scale,
