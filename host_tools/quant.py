@@ -764,6 +764,148 @@ def lut_dequantize(scale: float, zero_point: int, dtype: str = "int8"
             for b in range(256)]
 
 
+# ---------------------------------------------------------------------------
+# HARD_SWISH (int8 -> int8): a 256-entry table
+# ---------------------------------------------------------------------------
+
+INT16_MIN = -(1 << 15)
+INT16_MAX = (1 << 15) - 1
+
+
+def _wrap16(x: int) -> int:
+    return ((int(x) + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+def _sat16(x: int) -> int:
+    return max(INT16_MIN, min(INT16_MAX, int(x)))
+
+
+def srdhm16(a: int, b: int) -> int:
+    """gemmlowp::SaturatingRoundingDoublingHighMul<int16_t>: nudge 2^14 or
+    1 - 2^14 by the sign of a*b, C++ truncating division by 2^15;
+    a == b == -2^15 saturates."""
+    if a == b == INT16_MIN:
+        return INT16_MAX
+    ab = a * b
+    n = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    return _wrap16(n >> 15 if n >= 0 else -((-n) >> 15))
+
+
+def sdhm16(a: int, b: int) -> int:
+    """reference_ops::SaturatingDoublingHighMul (hard_swish.h): like srdhm16
+    but truncating towards zero, no nudge."""
+    if a == b == INT16_MIN:
+        return INT16_MAX
+    ab = a * b
+    return _wrap16(ab >> 15 if ab >= 0 else -((-ab) >> 15))
+
+
+def downscale_multiplier_to_int16(m: int) -> int:
+    """tflite::DownScaleInt32ToInt16Multiplier: (m + 2^15) >> 16, saturated."""
+    if m >= INT32_MAX - (1 << 15):
+        return INT16_MAX
+    return (m + (1 << 15)) >> 16
+
+
+@dataclass(frozen=True)
+class HardSwishParams:
+    """What HardSwishPrepare (micro/kernels/hard_swish_common.cc) computes."""
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier_fixedpoint_int16: int
+    output_multiplier_exponent: int
+    reluish_multiplier_fixedpoint_int16: int
+    reluish_multiplier_exponent: int
+
+
+def hard_swish_params(input_scale: float, input_zero_point: int,
+                      output_scale: float, output_zero_point: int) -> HardSwishParams:
+    """Mirror of HardSwishPrepare for int8 (float32 scale arithmetic, then
+    double multipliers through QuantizeMultiplier and the int16 downscale)."""
+    f = np.float32
+    hires = f(1.0 / 128.0) * f(input_scale)
+    out_m, out_e = quantize_multiplier(float(hires / f(output_scale)))
+    if out_e > 0:
+        raise ValueError("HARD_SWISH: output multiplier exponent > 0 (TFLM refuses it)")
+    rel_m, rel_e = quantize_multiplier(float(hires / (f(3.0) / f(32768.0))))
+    return HardSwishParams(int(input_zero_point), int(output_zero_point),
+                           downscale_multiplier_to_int16(out_m), out_e,
+                           downscale_multiplier_to_int16(rel_m), rel_e)
+
+
+def hard_swish_int8(x: int, p: HardSwishParams) -> int:
+    """reference_ops::HardSwish<int8_t> (quantized), one value, every
+    intermediate an int16 as in the C++."""
+    v = _wrap16(x - p.input_zero_point)
+    hires = _wrap16(v * (1 << 7))
+    preshift = srdhm16(hires, p.output_multiplier_fixedpoint_int16)
+    r = hires
+    if p.reluish_multiplier_exponent > 0:
+        r = _sat16(r * (1 << (p.reluish_multiplier_exponent - 1)))
+    r = srdhm16(r, p.reluish_multiplier_fixedpoint_int16)
+    if p.reluish_multiplier_exponent > 0:
+        r = _sat16(r * 2)
+    if p.reluish_multiplier_exponent < 0:
+        r = _wrap16(rounding_divide_by_pot(r, -p.reluish_multiplier_exponent))
+    r = _wrap16((r + (1 << 15)) >> 1)
+    out = sdhm16(r, preshift)
+    out = _wrap16(rounding_divide_by_pot(out, -p.output_multiplier_exponent))
+    out = _wrap16(out + p.output_zero_point)
+    return max(-128, min(127, out))
+
+
+def lut_hard_swish(input_scale: float, input_zero_point: int,
+                   output_scale: float, output_zero_point: int) -> bytes:
+    p = hard_swish_params(input_scale, input_zero_point, output_scale, output_zero_point)
+    return _table(lambda x: hard_swish_int8(x, p), "int8", "int8")
+
+
+# ---------------------------------------------------------------------------
+# RESIZE_BILINEAR (int8): reference_ops::ResizeBilinearInteger
+# ---------------------------------------------------------------------------
+
+def _cdiv(a: int, b: int) -> int:
+    """C++ integer division (truncates towards zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def resize_bilinear_axis(in_size: int, out_size: int, align_corners: bool,
+                         half_pixel_centers: bool) -> list[tuple[int, int, int]]:
+    """Per output index along one axis: (lower, upper, weight) of
+    ComputeInterpolationValuesInteger, weight = scaled - 1024 * lower (the
+    upper source's weight out of 1024; negative at a half-pixel border, as in
+    TFLite Micro), with the 10-bit scale of ResizeBilinearInteger."""
+    scale = _cdiv((1 << 10) * in_size + out_size // 2, out_size)
+    if align_corners and out_size > 1:
+        scale = _cdiv((1 << 10) * (in_size - 1) + (out_size - 1) // 2, out_size - 1)
+    out = []
+    for v in range(out_size):
+        s = v * scale + _cdiv(scale, 2) - (1 << 9) if half_pixel_centers else v * scale
+        lo = max(_cdiv(s, 1 << 10), 0)
+        hi = min(_cdiv(s + (1 << 10) - 1, 1 << 10), in_size - 1)
+        out.append((lo, hi, s - (1 << 10) * lo))
+    return out
+
+
+def resize_bilinear_int8(x: np.ndarray, out_h: int, out_w: int, align_corners: bool,
+                         half_pixel_centers: bool) -> np.ndarray:
+    """ResizeBilinearInteger on an (H, W, C) int8 array (double-rounding
+    build: (sum + sign * 2^19) / 2^20, truncating)."""
+    ys = resize_bilinear_axis(x.shape[0], out_h, align_corners, half_pixel_centers)
+    xs = resize_bilinear_axis(x.shape[1], out_w, align_corners, half_pixel_centers)
+    v = np.asarray(x, np.int64)
+    out = np.zeros((out_h, out_w, x.shape[2]), np.int64)
+    for oy, (y0, y1, wy) in enumerate(ys):
+        for ox, (x0, x1, wx) in enumerate(xs):
+            acc = (v[y0, x0] * (1024 - wy) * (1024 - wx) + v[y1, x0] * wy * (1024 - wx)
+                   + v[y0, x1] * (1024 - wy) * wx + v[y1, x1] * wy * wx)
+            r = np.where(acc > 0, 1 << 19, -(1 << 19))
+            t = acc + r
+            out[oy, ox] = np.where(t >= 0, t >> 20, -((-t) >> 20))
+    return out.astype(np.int8)
+
+
 def affine_quantize(x: np.ndarray, scale: float, zero_point: int,
                     dtype: str = "int8") -> np.ndarray:
     """QUANTIZE float32 -> int8/int16 (reference_ops::AffineQuantize):

@@ -38,7 +38,8 @@ from .quant import resize_nearest_indices
 # the band contract: input ring `in_ring`, first output row `oy0`).
 WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "TRANSPOSE_CONV")
 # Ops whose output row y needs row y of each input (or a broadcast row).
-ROWWISE = ("QUANTIZE", "LOGISTIC", "RELU", "RELU6", "LEAKY_RELU", "DEQUANTIZE", "ADD", "MUL", "CONCATENATION")
+ROWWISE = ("QUANTIZE", "LOGISTIC", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "DEQUANTIZE", "ADD", "SUB", "MUL",
+           "CONCATENATION")
 BAND_CHOICES = (1, 2, 4, 8)
 # Weight blocks of streamed plans: the device's weight buffer is this big
 # (small boards: the buffer counts against the same heap as the arena).

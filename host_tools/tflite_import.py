@@ -24,6 +24,9 @@ SUPPORTED_OPS = frozenset(
         "CONCATENATION",
         "ADD",
         "MUL",
+        "SUB",
+        "TRANSPOSE",
+        "RESIZE_BILINEAR",
         "PAD",
         "PADV2",
         "RESHAPE",
@@ -34,6 +37,7 @@ SUPPORTED_OPS = frozenset(
         "RELU",
         "RELU6",
         "LEAKY_RELU",
+        "HARD_SWISH",
         "RESIZE_NEAREST_NEIGHBOR",
         "FULLY_CONNECTED",
         "MEAN",
@@ -125,6 +129,9 @@ def _read_options(kind: str, op: tflite.Operator) -> dict:
         return {"alpha": float(_options(op, tflite.LeakyReluOptions).Alpha())}
     if kind == "RESIZE_NEAREST_NEIGHBOR":
         o = _options(op, tflite.ResizeNearestNeighborOptions)
+        return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
+    if kind == "RESIZE_BILINEAR":
+        o = _options(op, tflite.ResizeBilinearOptions)
         return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
     if kind == "MEAN":
         return {"keep_dims": bool(_options(op, tflite.ReducerOptions).KeepDims())}

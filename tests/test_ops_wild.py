@@ -55,3 +55,151 @@ def test_nameless_tensors_and_subgraph_import_and_run(tmp_path):
     x = np.arange(-128, 128, 256 // 48, dtype=np.int64)[:48].astype(np.int8).reshape(1, 4, 4, 3)
     ours, _ = run_bundle(str(tmp_path / "nameless.tsb"), x, "cpython", "numpy")
     assert np.array_equal(ours, tflm(path, x))
+
+
+# --- the committed single-op fixtures, every target ---------------------------
+
+import random  # noqa: E402
+
+from test_ops_eltwise import (ALL_BYTES, TARGETS, equal_count, model_inputs, run_steps,  # noqa: E402
+                              skip_unavailable)
+from test_ops_eltwise import tflm as tflm_multi  # noqa: E402
+
+WILD = sorted(p.stem for p in OPS_DIR.glob("*_wild_*.tflite"))
+
+
+class _Bundles(dict):
+    """Fixture name -> compiled bundle path, compiled on first use."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def __missing__(self, name: str) -> str:
+        path = self[name] = str(self.out / f"{name}.tsb")
+        compile_model(OPS_DIR / f"{name}.tflite", path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def wild_bundles(tmp_path_factory) -> dict[str, str]:
+    return _Bundles(tmp_path_factory.mktemp("wild_bundles"))
+
+
+def test_wild_fixtures_hold_the_ops_they_are_named_for():
+    for name in WILD:
+        kinds = [op.kind for op in tflite_import.load_raw(OPS_DIR / f"{name}.tflite").ops]
+        assert name.split("_wild")[0].upper() in kinds or name.startswith("float_io"), (name, kinds)
+
+
+@pytest.mark.parametrize("runtime,backend_name", TARGETS)
+@pytest.mark.parametrize("name", WILD)
+def test_wild_single_op_models_equal_tflite_micro(wild_bundles, name, runtime, backend_name, monkeypatch):
+    skip_unavailable(runtime, backend_name, monkeypatch)
+    path = OPS_DIR / f"{name}.tflite"
+    for x in model_inputs(path):
+        ours, stats = run_bundle(wild_bundles[name], x, runtime, backend_name)
+        assert stats["backend"] == backend_name
+        same, total = equal_count(ours, tflm(path, x))
+        assert same == total, f"{name}: {same}/{total} equal"
+
+
+# --- SUB and HARD_SWISH over random quantisations -----------------------------
+
+@pytest.mark.parametrize("backend_name,count", [("numpy", 10), ("ulab", 4), ("viper", 2)])
+def test_sub_all_pairs_random_quantisation(tmp_path, backend_name, count, monkeypatch):
+    """Every int8 pair (256 x 256 broadcast) for random scales, zero points
+    and fused activations."""
+    skip_unavailable("cpython", backend_name, monkeypatch)
+    mk = make_ops_module()
+    rng = random.Random(40 + ("numpy", "ulab", "viper").index(backend_name))
+    a, b = ALL_BYTES.reshape(256, 1), ALL_BYTES.reshape(1, 256)
+    for _ in range(count):
+        sa, sb = (10 ** rng.uniform(-2.5, -0.5) for _ in range(2))
+        so = max(sa, sb) * 10 ** rng.uniform(-0.7, 0.8)
+        za, zb, zo = (rng.randint(-128, 127) for _ in range(3))
+        act = rng.choice([0, 1, 3])
+        spec = mk.OpSpec("SUB", [mk.TensorSpec((256, 1), "int8", sa, za, name="a"),
+                                 mk.TensorSpec((1, 256), "int8", sb, zb, name="b")],
+                         [mk.TensorSpec((256, 256), "int8", so, zo, name="y")], "SubOptions",
+                         {"FusedActivationFunction": act})
+        path = tmp_path / "sub.tflite"
+        path.write_bytes(mk.single_op_model(spec))
+        same, total = equal_count(run_steps(path, [a, b], backend_name), tflm_multi(path, [a, b]))
+        assert same == total, f"SUB {sa} {za} {sb} {zb} {so} {zo} act {act}: {same}/{total} equal"
+
+
+def test_hard_swish_every_value_random_quantisation(tmp_path):
+    """HARD_SWISH is a 256-byte table (host_tools.quant.lut_hard_swish, the
+    reference kernel's int16 arithmetic): every input value, 40 random
+    input/output quantisations, on the numpy and viper lookup kernels."""
+    mk = make_ops_module()
+    rng = random.Random(15)
+    x = ALL_BYTES.reshape(1, 256)
+    for _ in range(40):
+        si = 10 ** rng.uniform(-3, 0)
+        so = si * 10 ** rng.uniform(-1.5, 1.0)
+        zi, zo = rng.randint(-128, 127), rng.randint(-128, 127)
+        path = tmp_path / "hs.tflite"
+        path.write_bytes(mk.unary_model("HARD_SWISH", "int8", si, zi, "int8", so, zo))
+        ref = tflm(path, x)
+        for backend_name in ("numpy", "viper"):
+            same, total = equal_count(run_steps(path, [x], backend_name), ref)
+            assert same == total, f"HARD_SWISH {si} {zi} {so} {zo} {backend_name}: {same}/{total}"
+
+
+# --- streaming -------------------------------------------------------------
+
+STREAMING_WILD = ["hard_swish_wild_img", "sub_wild_const", "sub_wild_pool", "sub_wild_same"]
+
+
+@pytest.mark.parametrize("runtime,backend_name", [("cpython", "numpy"), ("micropython", "viper")])
+@pytest.mark.parametrize("name", STREAMING_WILD)
+def test_row_wise_wild_ops_stream_exactly(tmp_path, name, runtime, backend_name, monkeypatch):
+    """SUB and HARD_SWISH are row-wise (host_tools.streaming.ROWWISE): a
+    budget just under the whole-tensor plan makes them stream, exactly."""
+    from host_tools.compile import plan_model
+
+    skip_unavailable(runtime, backend_name, monkeypatch)
+    model = OPS_DIR / f"{name}.tflite"
+    budget = plan_model(model).peak - 4
+    compiled = compile_model(model, tmp_path / "m.tsb", budget)
+    assert compiled.chosen.streamed is not None and compiled.chosen.peak <= budget
+    streamed_kinds = {n.op.kind for n in compiled.chosen.streamed.nodes
+                      if n.kind == "op" and n.band < n.out.rows}
+    assert streamed_kinds & {"SUB", "HARD_SWISH"}, streamed_kinds
+    for x in model_inputs(model):
+        ours, _ = run_bundle(tmp_path / "m.tsb", x, runtime, backend_name)
+        assert np.array_equal(ours, tflm(model, x))
+
+
+# --- RESIZE_BILINEAR over random geometries -----------------------------------
+
+def bilinear_model(mk, in_hw, out_hw, c, align, half, q=(0.05, -3)):
+    size = np.array(out_hw, "<i4").tobytes()
+    spec = mk.OpSpec("RESIZE_BILINEAR", [mk.TensorSpec((1, *in_hw, c), "int8", q[0], q[1], name="x"),
+                                         mk.TensorSpec((2,), "int32", data=size, name="size")],
+                     [mk.TensorSpec((1, *out_hw, c), "int8", q[0], q[1], name="y")], "ResizeBilinearOptions",
+                     {"AlignCorners": align, "HalfPixelCenters": half})
+    return mk.single_op_model(spec)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "ulab", "viper"])
+def test_resize_bilinear_random_geometries(tmp_path, backend_name, monkeypatch):
+    """Up- and downscaling by odd factors, 1-pixel sides, each corner mode,
+    inputs at the int8 extremes (the half-pixel border weights extrapolate
+    and TFLite Micro's int8 cast wraps)."""
+    skip_unavailable("cpython", backend_name, monkeypatch)
+    mk = make_ops_module()
+    rng = random.Random(7)
+    for k in range(12 if backend_name == "numpy" else 5):
+        in_hw = (rng.randint(1, 9), rng.randint(1, 9))
+        out_hw = (rng.randint(1, 13), rng.randint(1, 13))
+        align, half = rng.choice([(False, False), (True, False), (False, True)])
+        c = rng.randint(1, 4)
+        path = tmp_path / "rb.tflite"
+        path.write_bytes(bilinear_model(mk, in_hw, out_hw, c, align, half))
+        gen = np.random.default_rng(k)
+        x = gen.choice(np.array([-128, -127, 0, 126, 127, 5, -60], np.int8), (1, *in_hw, c))
+        same, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
+        assert same == total, f"{in_hw} -> {out_hw} c {c} align {align} half {half}: {same}/{total}"

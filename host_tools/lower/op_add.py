@@ -1,7 +1,9 @@
-"""ADD and MUL (int8, broadcasting) -> device add / mul steps.
+"""ADD, SUB and MUL (int8, broadcasting) -> device add / sub / mul steps.
 
-Both share one device kernel (tinyseg_mp/ops/op_add.py, param kind 0 = ADD,
-1 = MUL). Everything TFLite Micro computes in Prepare comes from
+All share one device kernel (tinyseg_mp/ops/op_add.py, param kind 0 = ADD
+or SUB, 1 = MUL). SUB is ADD with the second input's table negated: TFLite
+Micro's CalculateOpDataSub computes the same multipliers as ADD's and its
+kernel subtracts the two scaled inputs. Everything TFLite Micro computes in Prepare comes from
 host_tools.quant; on top of that the host tabulates ADD's per-input scaled
 values and, for the exact float32 array path, the thresholds of the
 requantisation step function.
@@ -104,10 +106,12 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     (sa, za), (sb, zb), (so, zo) = a.qparams(), b.qparams(), out.qparams()
     act = op.options.get("activation", "NONE")
     blob = bytearray()
-    if op.kind == "ADD":
+    if op.kind in ("ADD", "SUB"):
         q = add_params(sa, za, sb, zb, so, zo, act)
         lo, hi, mult, shift = q.act_min, q.act_max, q.output_multiplier, q.output_shift
         t1, t2 = add_input_tables(q)
+        if op.kind == "SUB":
+            t2 = [-v for v in t2]
         blob += np.array(t1 + t2, dtype="<i4").tobytes()
         raw_lo, raw_hi = min(t1) + min(t2), max(t1) + max(t2)
 
@@ -137,10 +141,10 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     steps = []
     for do, da, db in starts:
         params = dict(
-            kind=0 if op.kind == "ADD" else 1, a_off=a_off + da, a_src=a_src, b_off=b_off + db, b_src=b_src,
+            kind=0 if op.kind in ("ADD", "SUB") else 1, a_off=a_off + da, a_src=a_src, b_off=b_off + db, b_src=b_src,
             out_off=out_off + do, n0=n[0], n1=n[1], n2=n[2],
             sa0=s_a[0], sa1=s_a[1], sa2=s_a[2], sb0=s_b[0], sb1=s_b[1], sb2=s_b[2],
             a_zp=za, b_zp=zb, out_zp=zo, act_min=lo, act_max=hi, mult=mult, shift=shift, arr_ok=arr_ok, t_off=t_off,
         )
-        steps.append(Step("add" if op.kind == "ADD" else "mul", params, bytes(blob)))
+        steps.append(Step(op.kind.lower(), params, bytes(blob)))
     return steps

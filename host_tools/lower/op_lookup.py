@@ -1,11 +1,11 @@
-"""QUANTIZE (8-bit <-> 8-bit), LOGISTIC, RELU, RELU6, LEAKY_RELU -> device
+"""QUANTIZE (8-bit <-> 8-bit), LOGISTIC, RELU, RELU6, LEAKY_RELU, HARD_SWISH -> device
 lookup: a 256-byte table by input byte, TFLite Micro's kernel evaluated on
 the host for every input value (tables from host_tools.quant)."""
 from __future__ import annotations
 
 from ..bundle_writer import Step
 from ..graph import Op
-from ..quant import lut_leaky_relu, lut_logistic, lut_relu, lut_relu6, lut_requantize
+from ..quant import lut_hard_swish, lut_leaky_relu, lut_logistic, lut_relu, lut_relu6, lut_requantize
 from . import LowerContext
 
 
@@ -29,6 +29,13 @@ def table(op: Op, x, out) -> bytes:
         return lut_relu6(si, zi, x.dtype)  # TFLM only clamps (no rescale to the output scale)
     if op.kind == "LEAKY_RELU":
         return lut_leaky_relu(si, zi, so, zo, op.options["alpha"], x.dtype)
+    if op.kind == "HARD_SWISH":
+        if x.dtype != "int8":
+            raise ValueError(f"{where}: TFLite Micro's quantised HARD_SWISH is int8 only (got {x.dtype})")
+        try:
+            return lut_hard_swish(si, zi, so, zo)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}; re-quantise with an output scale at least the input's / 128") from None
     raise ValueError(f"{where}: no lookup table for this op")
 
 

@@ -1,0 +1,10 @@
+# SUB (int8, numpy-style broadcasting): the ADD kernel (param kind = 0) with
+# the second input's table negated by the host; see op_add.py for params and
+# blob. Loaded through ops.load so firmware without the viper emitter still
+# gets the plain-Python fallback.
+from tinyseg_mp import ops
+
+_add = ops.load(ops.NAMES.index("add"))
+PARAMS = _add.PARAMS
+run = _add.run
+check = _add.check
