@@ -5,7 +5,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+# A wheel carries boards/ as host_tools/boards_data (setup.py); a checkout,
+# editable install included, reads boards/ in place.
+_PACKAGED = Path(__file__).resolve().parent / "boards_data"
+BOARDS_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "boards"
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,20 @@ class Board:
 
     @property
     def budget(self) -> int:
-        """Arena bytes a plan may use on this board."""
-        return self.heap_bytes - self.runtime_bytes
+        """Arena bytes a plan may use on this board: the usable heap minus
+        what the runtime itself keeps, and no more than the largest single
+        block the board can allocate (the arena is one bytearray; a no-PSRAM
+        ESP32's heap is split into regions smaller than the heap)."""
+        return min(self.heap_bytes - self.runtime_bytes, self.max_alloc_bytes)
+
+    def budget_note(self) -> str:
+        """Where the budget comes from, for plan output."""
+        usable = self.heap_bytes - self.runtime_bytes
+        why = f"heap {self.heap_bytes:,d} - runtime {self.runtime_bytes:,d} = {usable:,d}"
+        if self.max_alloc_bytes < usable:
+            return (f"{self.name}: arena budget {self.budget:,d} bytes, the largest block it can allocate "
+                    f"(max_alloc_bytes; {why})")
+        return f"{self.name}: arena budget {self.budget:,d} bytes ({why})"
 
 
 def known_boards() -> list[str]:

@@ -84,9 +84,13 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
     header = start + struct.pack("<I", zlib.crc32(bytes(table), zlib.crc32(start)))
     out = Path(path)
     tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(header + table)
-        for _, data in sections:
-            f.write(data)
-    os.replace(tmp, out)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header + table)
+            for _, data in sections:
+                f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a partial bundle left behind
+        raise
     return offset

@@ -51,17 +51,23 @@ def _budget(args: argparse.Namespace) -> tuple[int | None, Board | None]:
 
     board = load_board(args.board) if getattr(args, "board", None) else None
     if getattr(args, "budget", None):
-        return parse_size(args.budget), board
+        budget = parse_size(args.budget)
+        if board and budget > board.max_alloc_bytes:
+            print(f"tinyseg: --budget {budget:,d} capped at {board.max_alloc_bytes:,d} bytes, the largest block "
+                  f"{board.name} can allocate (max_alloc_bytes)", file=sys.stderr)
+            budget = board.max_alloc_bytes
+        return budget, board
     return (board.budget if board else None), board
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .compile import plan_model
+    from .compile import BudgetError, check_max_alloc, plan_model, runtime_buffers
     from .memplan import plan_memory
     from tinyseg_mp import compress
 
     from .report import stream_report
 
+    _check_out_file(args.plot, "--plot")
     budget, board = _budget(args)
     raw = tflite_import.load_raw(args.model)
     baseline = tflm_plan(raw)
@@ -70,6 +76,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     graph, opt, sp = chosen.graph, chosen.optimized, chosen.streamed
     report = plan_report(opt.graph, baseline, unoptimized, opt, board)
     report.update(peak_bytes=chosen.peak, budget_met=chosen.met, mode="streamed" if sp else "whole tensors")
+    buffers = runtime_buffers(chosen)
+    report["runtime_buffers"] = buffers
+    too_big = None
+    if board:
+        report["max_alloc_bytes"] = board.max_alloc_bytes
+        try:
+            check_max_alloc(args.model, buffers, board.max_alloc_bytes)
+        except BudgetError as exc:
+            too_big = str(exc)
     if sp:
         x, y = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
         report["streaming"] = stream_report(sp, x.nbytes + y.nbytes)
@@ -84,6 +99,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print()
     else:
         print(f"{args.model}")
+        if board:
+            print(f"  board {board.budget_note()}")
         print(f"  TFLite Micro arena (head):  {baseline.arena_head:9,d} bytes")
         print(f"  our plan, no optimisations: {unoptimized.peak:9,d} bytes")
         print(f"  our plan, optimised:        {chosen.peak:9,d} bytes "
@@ -106,8 +123,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 spill_step, fetch_step = s.steps(graph)
                 print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) at step {spill_step}, "
                       f"fetched by step {fetch_step} ({graph.ops[fetch_step].kind})")
+        print("  buffers the runtime allocates: " + ", ".join(f"{k} {v:,d}" for k, v in buffers.items())
+              + (f" bytes; each fits one block of {board.max_alloc_bytes:,d} (max_alloc_bytes)"
+                 if board and not too_big else " bytes"))
         if args.plot:
             print(f"  timeline written to {args.plot}" if not sp else "  (no timeline for band-streamed plans)")
+    if too_big:
+        print(f"tinyseg: error: {too_big}", file=sys.stderr)
+        return 3
     if not chosen.met:
         print(f"tinyseg: budget of {budget:,d} bytes cannot be met: the smallest peak reached is "
               f"{chosen.peak:,d} bytes; {chosen.why_not()}", file=sys.stderr)
@@ -122,9 +145,11 @@ def _progress(msg: str) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compile import BudgetError, compile_model
 
-    budget, _ = _budget(args)
+    _check_out_file(args.output, "-o")
+    budget, board = _budget(args)
     try:
-        result = compile_model(args.model, args.output, budget, _progress)
+        result = compile_model(args.model, args.output, budget, _progress,
+                               max_alloc=board.max_alloc_bytes if board else None)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3
@@ -134,42 +159,119 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_file(path: str | None, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written as a file."""
+    import os
+    from pathlib import Path
+
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {path}: that is a folder; give a file name in it")
+    parent = p.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: folder '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: folder '{parent}' is not writable")
+
+
+def _write_file(path: str, write) -> None:
+    """write(f) into path + '.part', then rename: no partial file if it fails."""
+    import os
+
+    tmp = path + ".part"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _load_input(path: str):
+    """The --input array, or a one-line error that says what the file is."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ValueError(f"--input {path}: {exc.strerror}") from None
+    kinds = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"BM": "a BMP image"}
+    if not head.startswith(b"\x93NUMPY"):
+        what = next((v for k, v in kinds.items() if head.startswith(k)), "empty" if not head else "not a .npy file")
+        raise ValueError(f"--input {path}: {what}; give a .npy array in the model's layout and dtype "
+                         "(numpy.save('in.npy', x))")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise ValueError(f"--input {path}: not a readable .npy array ({exc})") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from tinyseg_mp.bundle import BundleError
 
-    from .runner import RunError, find_min_heap, parse_size, run_bundle
+    from .runner import HeapTooSmall, RunError, find_min_heap, parse_size, run_bundle
 
     try:
-        x = np.load(args.input)
-        y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, parse_size(args.heap),
-                              args.lfs_blocks, args.mpy)
+        _check_out_file(args.output, "--output")
+        _check_out_file(args.stats, "--stats")
+        if args.min_heap and args.runtime != "micropython":
+            raise ValueError("--min-heap measures the MicroPython unix port: add --runtime micropython")
+        x = _load_input(args.input)
+        heap = parse_size(args.heap)
+        try:
+            y, stats = run_bundle(args.bundle, x, args.runtime, args.backend, args.micropython, heap,
+                                  args.lfs_blocks, args.mpy, progress=_progress_run)
+        except HeapTooSmall as exc:
+            _progress_run(f"{exc}; measuring the heap this run needs ...")
+            need = find_min_heap(args.bundle, x, args.backend or "viper", args.lfs_blocks, resolution=4096,
+                                 micropython=args.micropython, mpy=args.mpy, lo=heap)
+            raise RunError(f"{exc}: it needs {need:,d} bytes (the smallest heap that ran, to 4 KiB): "
+                           f"use --heap {need // 1024}K or more") from None
         if args.min_heap:
-            if args.runtime != "micropython":
-                raise ValueError("--min-heap measures the MicroPython unix port: add --runtime micropython")
             stats["min_heap_bytes"] = find_min_heap(args.bundle, x, args.backend or "viper", args.lfs_blocks,
                                                     micropython=args.micropython, mpy=args.mpy)
+        _write_file(args.output, lambda f: np.save(f, y))
+        if args.stats:
+            _write_file(args.stats, lambda f: f.write(json.dumps(stats, indent=1).encode()))
     except (RunError, BundleError, ValueError, OSError) as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 2
-    np.save(args.output, y)
-    if args.stats:
-        with open(args.stats, "w") as f:
-            json.dump(stats, f, indent=1)
     print(f"{args.output}: {y.dtype} {list(y.shape)}; {stats['runtime']}/{stats['backend']}: "
           f"{stats['latency_ms']:.1f} ms, heap peak {stats['heap_peak_bytes']:,d} bytes")
+    if args.min_heap:
+        print(f"smallest MicroPython heap that ran: {stats['min_heap_bytes']:,d} bytes "
+              f"(to 1 KiB, passed twice): --heap {stats['min_heap_bytes'] // 1024}K")
     return 0
+
+
+def _progress_run(msg: str) -> None:
+    print(f"tinyseg: {msg}", file=sys.stderr)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bench import run_bench
+    from .boards import load_board
 
+    load_board(args.board)  # an unknown board is refused before minutes of measuring
+    _check_out_file(args.json, "--json")
     fixtures = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
     models = [Path(m) for m in args.models] if args.models else sorted(
         p for p in fixtures.glob("*.tflite") if p.stem != "unsupported_ops")
+    if not models:
+        raise ValueError(f"no models to measure: the fixture models live in a source checkout ({fixtures} is "
+                         "missing); pass --models MODEL.tflite ...")
+    missing = [str(m) for m in models if not m.is_file()]
+    if missing:
+        raise ValueError(f"--models: no such file: {', '.join(missing)}")
     run_bench(models, args.board, args.repeats, Path(args.json) if args.json else None,
               progress=lambda msg: print(msg, file=sys.stderr))
     return 0
@@ -178,9 +280,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .boards import load_board
     from .demo import run_demo
 
-    run_demo(Path(args.out), args.board)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file of that name exists; the demo writes a folder: give another name")
+    if not out.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: folder '{out.parent}' does not exist; create it first")
+    load_board(args.board)  # an unknown board is refused before the work
+    run_demo(out, args.board)
     return 0
 
 
@@ -192,9 +301,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return deploy(Path(args.bundle), args.board, args.port, args.dry_run)
 
 
+def _block_count(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n}: a number of 4 KB blocks, 0 or more")
+    return n
+
+
 def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="BYTES", help="activation RAM budget, e.g. 160000 or 150K; spills tensors to flash to meet it")
     p.add_argument("--board", metavar="NAME", help="use the board's usable heap minus the runtime's own needs as the budget")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tinyseg-mp")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinyseg",
         description="Plan, compile and run int8 segmentation models on MicroPython boards.",
     )
+    parser.add_argument("--version", action="version", version=f"tinyseg {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("inspect", help="list a model's ops, tensors, shapes and lifetimes",
@@ -237,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heap", default="512K", metavar="BYTES", help="MicroPython heap size, e.g. 256K (default 512K)")
     p.add_argument("--mpy", action="store_true",
                    help="unix port: load the runtime precompiled to .mpy, as deployed to a board (less heap)")
-    p.add_argument("--lfs-blocks", type=int, default=0, metavar="N",
+    p.add_argument("--lfs-blocks", type=_block_count, default=0, metavar="N",
                    help="unix port: put spill files on a littlefs image of N 4 KB blocks (default: host files)")
     p.add_argument("--stats", metavar="STATS.json", help="write latency, heap peak and flash traffic as JSON")
     p.add_argument("--min-heap", action="store_true",

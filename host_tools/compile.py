@@ -85,8 +85,38 @@ def plan_model(model: str | Path, budget: int | None = None, progress=None) -> P
     return Plan(stream_graph, opt, streamed, rewrites)
 
 
-def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None) -> Compiled:
-    """Compile `model`; with a budget, spill, then stream, until the planned arena fits it."""
+def runtime_buffers(chosen: Plan, steps: list[Step] | None = None) -> dict[str, int]:
+    """Every buffer tinyseg_mp.Model allocates for this plan, in bytes: the
+    arena, the weight buffer (the largest step blob) and, for a band-streamed
+    plan, its output buffer and input_view() buffer. `steps`: the lowered
+    steps when known (else the plan is lowered here)."""
+    graph = chosen.graph
+    if steps is None:
+        steps = chosen.streamed.steps if chosen.streamed else lower_graph(graph, chosen.optimized.plan)
+    buffers = {"arena": chosen.peak, "weight buffer": max((len(s.blob) for s in steps), default=0)}
+    if chosen.streamed:
+        buffers["output buffer"] = graph.tensors[graph.outputs[0]].nbytes
+        buffers["input_view buffer"] = graph.tensors[graph.inputs[0]].nbytes
+    return buffers
+
+
+def check_max_alloc(model: str | Path, buffers: dict[str, int], max_alloc: int) -> None:
+    """BudgetError when a buffer is larger than the board's largest allocation."""
+    for name, size in buffers.items():
+        if size > max_alloc:
+            fix = ("compile with a --budget under that" if name == "arena" else
+                   "the input and output are whole buffers; use a board with a larger max_alloc_bytes"
+                   if "put" in name else "the largest op's weights are one block; use a board with more RAM "
+                                         "or a model with fewer channels per op")
+            raise BudgetError(f"{model}: the {name} is {size:,d} bytes, more than the board's largest allocation "
+                              f"(max_alloc_bytes {max_alloc:,d}): {fix}")
+
+
+def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None,
+                  max_alloc: int | None = None) -> Compiled:
+    """Compile `model`; with a budget, spill, then stream, until the planned
+    arena fits it. With max_alloc (a board's max_alloc_bytes), every buffer
+    the runtime allocates must fit in one block of that size."""
     chosen = plan_model(model, budget, progress)
     if not chosen.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
@@ -105,6 +135,8 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
         in_off, out_off = (opt.plan.tensor_offsets[t] for t in (graph.inputs[0], graph.outputs[0]))
         slots = [(s.rows, s.row_bytes) for s in opt.spills]
         spill_names = [graph.tensors[s.tensor].name for s in opt.spills]
+    if max_alloc is not None:
+        check_max_alloc(model, runtime_buffers(chosen, steps), max_alloc)
     size = write_graph_bundle(out, Path(model).name, graph, steps, chosen.peak, (in_off, out_off),
                               list(zip(spill_names, slots)), chosen.streamed is not None)
     return Compiled(chosen, steps, size)

@@ -23,11 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .boards import load_board
+from .boards import BOARDS_DIR, load_board
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "tinyseg_mp"
-BOARDS = REPO / "boards"
+BOARDS = BOARDS_DIR  # boards/ of the checkout, or the copy a wheel carries
 COMMON = BOARDS / "common"
 DEMO_MODULES = ("demo.py", "camera_files.py")
 DEMO_DIR = "tinyseg_demo"  # board folder of the demo modules (boards/<board>/main.py adds it to sys.path)
@@ -102,7 +102,7 @@ def board_config(board: str) -> dict:
     load_board(board)
     path = BOARDS / board / "main.py"
     if not path.exists():
-        raise ValueError(f"board {board!r} has no demo {path.relative_to(REPO)}")
+        raise ValueError(f"board {board!r} has no demo boards/{board}/main.py")
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CONFIG" for t in node.targets):
             return ast.literal_eval(node.value)

