@@ -27,6 +27,7 @@ SUPPORTED_OPS = frozenset(
         "SUB",
         "TRANSPOSE",
         "RESIZE_BILINEAR",
+        "ARG_MAX",
         "PAD",
         "PADV2",
         "RESHAPE",
@@ -316,8 +317,10 @@ def check_supported(graph: Graph, path: str) -> None:
         )
     for i in graph.inputs + graph.outputs:
         t = graph.tensors[i]
-        if t.dtype not in ("int8", "uint8", "float32"):
-            raise ModelError(f"{path}: model input/output tensor {i} '{t.name}' has dtype {t.dtype}; expected int8 or uint8")
+        allowed = ("int8", "uint8", "float32") + (("int32",) if i in graph.outputs else ())
+        if t.dtype not in allowed:
+            raise ModelError(f"{path}: model {'output' if i in graph.outputs else 'input'} tensor {i} '{t.name}' "
+                             f"has dtype {t.dtype}; expected {', '.join(allowed)}")
 
 
 def read_model_bytes(path: str | Path) -> bytes:

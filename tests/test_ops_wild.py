@@ -203,3 +203,29 @@ def test_resize_bilinear_random_geometries(tmp_path, backend_name, monkeypatch):
         x = gen.choice(np.array([-128, -127, 0, 126, 127, 5, -60], np.int8), (1, *in_hw, c))
         same, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
         assert same == total, f"{in_hw} -> {out_hw} c {c} align {align} half {half}: {same}/{total}"
+
+
+# --- ARG_MAX over random shapes and axes ---------------------------------------
+
+@pytest.mark.parametrize("backend_name", ["numpy", "ulab", "viper"])
+def test_arg_max_random_shapes_axes_and_ties(tmp_path, backend_name, monkeypatch):
+    """Every axis of 2-D..4-D inputs, few distinct values (many ties: the
+    first index of the maximum wins)."""
+    skip_unavailable("cpython", backend_name, monkeypatch)
+    mk = make_ops_module()
+    rng = np.random.default_rng(3)
+    for shape in [(1, 6, 7, 5), (1, 3, 4, 300), (9, 4), (1, 5, 3, 2), (1, 2, 600)]:
+        for axis in range(len(shape)):
+            if shape[axis] == 1:
+                continue
+            out_shape = shape[:axis] + shape[axis + 1:]
+            spec = mk.OpSpec("ARG_MAX", [mk.TensorSpec(shape, "int8", 0.1, 0, name="x"),
+                                         mk.TensorSpec((1,), "int32", data=np.array([axis], "<i4").tobytes(),
+                                                       name="axis")],
+                             [mk.TensorSpec(out_shape, "int32", name="y")], "ArgMaxOptions",
+                             {"OutputType": 2})  # TensorType.INT32
+            path = tmp_path / "am.tflite"
+            path.write_bytes(mk.single_op_model(spec))
+            x = rng.choice(np.array([-128, -5, 0, 3, 127], np.int8), shape)
+            same, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
+            assert same == total, f"{shape} axis {axis}: {same}/{total}"

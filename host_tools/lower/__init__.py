@@ -26,6 +26,7 @@ LOWERINGS = {
     "SUB": "sub",
     "TRANSPOSE": "transpose",
     "RESIZE_BILINEAR": "resize_bilinear",
+    "ARG_MAX": "arg_max",
     "PAD": "pad",
     "PADV2": "pad",
     "RESHAPE": "copy",

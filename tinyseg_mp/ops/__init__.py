@@ -48,6 +48,7 @@ NAMES = (
     "sub",
     "transpose",
     "resize_bilinear",
+    "arg_max",
 )
 
 if sys.implementation.name != "micropython":

@@ -147,3 +147,38 @@ def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, 
                     r = hi
                 a[o] = r & 0xFF
                 o += out_stride
+
+
+# Load-time check (convention: tinyseg_mp/ops/__init__.py). weight_bytes()
+# and blob_bytes() state the blob layout the kernels above read; a change of
+# layout changes them, and check() follows.
+def weight_bytes(p):
+    """Bytes of the packed weights for params p: groups of 8 output channels,
+    k_h * k_w * in_c bytes for each channel of a group."""
+    return ((p[7] + 7) >> 3) * 8 * p[8] * p[9] * p[3]
+
+
+def blob_bytes(p):
+    """Least blob length the kernels read: w_bytes of weights, four int32
+    tables of out_c entries (folded bias, bias, multiplier, shift), then the
+    Thumb kernel's 10 int32 for each channel of every group of 8."""
+    return p[20] + 16 * p[7] + 320 * ((p[7] + 7) >> 3)
+
+
+def check(p, raw, m):
+    from tinyseg_mp import bundle as b
+
+    b.least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 22, 23))
+    b.within(m, p, 14, 0, b.MAX_DIM)
+    b.within(m, p, 15, 0, b.MAX_DIM)
+    b.within(m, p, 24, 0, b.MAX_DIM)
+    b.within(m, p, 18, -128, p[19])
+    b.within(m, p, 19, p[18], 127)
+    b.span(m, p, 0, p[23] * p[2] * p[3])  # the input (ring) rows
+    b.within(m, p, 21, 0, p[22] - p[7])  # channels co0.. of out_stride
+    b.span(m, p, 4, p[5] * p[6] * p[22])
+    if p[20] < weight_bytes(p) or p[20] & 3:
+        b.bad(m, p, 20, "is not the weights' %d bytes padded to 4" % weight_bytes(p))
+    b.need_blob(m, p, raw, blob_bytes(p))
+    b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])
+
