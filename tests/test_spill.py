@@ -61,7 +61,7 @@ def test_mostly_constant_rows_shrink():
 def test_spill_store_on_littlefs_counts_and_cleans_up():
     fs, ctx = lfs(64)
     rows, row_bytes = 20, 480
-    size = spill.open_store("s.spill", [(rows, row_bytes)], fs)
+    _, size = spill.open_store("s.spill", [(rows, row_bytes)], fs)
     assert size == rows * compress.bound(row_bytes) and fs.stat("s.spill.0").size == size
     rng = random.Random(1)
     data = bytearray(rng.choice((0, 0, 0, 7, 200)) for _ in range(rows * row_bytes))

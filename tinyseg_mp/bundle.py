@@ -30,6 +30,10 @@ class BundleError(ValueError):
     pass
 
 
+MAX_BYTES = 1 << 24  # no buffer a bundle asks for may be larger (16 MB: more than any board's RAM)
+MAX_DIM = 1 << 16  # bound of a step's pads and band row (its loops step through them)
+
+
 def _fail(path, offset, what):
     raise BundleError(
         "%s: byte %d: %s; recompile it with `tinyseg compile MODEL.tflite -o %s`"
@@ -50,6 +54,15 @@ def _section_crc(f, offset, length, buf):
     return crc, length
 
 
+KINDS = (b"META", b"INFO", b"STEP", b"BLOB", b"SPIL")  # every section this runtime reads or skips
+_ITEM = (1, 1, 4, 4)  # bytes per element of each DTYPES entry
+
+
+def _kind(kind):
+    # A section kind for a message: printable ASCII, other bytes as '?'.
+    return "".join(chr(c) if 32 <= c < 127 else "?" for c in kind)
+
+
 def read_sections(f, path):
     """Check header and every section CRC; return {kind: (offset, length)}."""
     head = f.read(struct.calcsize(HEADER))
@@ -60,6 +73,8 @@ def read_sections(f, path):
         _fail(path, 0, "magic is %r, not %r: not a tinyseg bundle" % (magic, MAGIC))
     if version != VERSION:
         _fail(path, 4, "bundle version %d, this runtime reads version %d" % (version, VERSION))
+    if count > len(KINDS):
+        _fail(path, 6, "%d sections; a bundle has at most %d" % (count, len(KINDS)))
     table = f.read(count * struct.calcsize(SECTION))
     if len(table) < count * struct.calcsize(SECTION):
         _fail(path, len(head), "section table truncated")
@@ -69,11 +84,16 @@ def read_sections(f, path):
     buf = bytearray(_CHUNK)
     for i in range(count):
         kind, offset, length, crc = struct.unpack_from(SECTION, table, i * struct.calcsize(SECTION))
+        at = len(head) + i * struct.calcsize(SECTION)
+        if kind not in KINDS:
+            _fail(path, at, "unknown section kind %r: bundle is newer than this runtime" % _kind(kind))
+        if kind in sections:
+            _fail(path, at, "section %s appears twice" % _kind(kind))
         got, missing = _section_crc(f, offset, length, buf)
         if missing:
-            _fail(path, offset + length - missing, "section %s truncated (%d bytes missing)" % (kind.decode(), missing))
+            _fail(path, offset + length - missing, "section %s truncated (%d bytes missing)" % (_kind(kind), missing))
         if got != crc:
-            _fail(path, offset, "section %s CRC mismatch (damaged file)" % kind.decode())
+            _fail(path, offset, "section %s CRC mismatch (damaged file)" % _kind(kind))
         sections[kind] = (offset, length)
     for kind in (b"META", b"STEP", b"BLOB"):
         if kind not in sections:
@@ -81,39 +101,51 @@ def read_sections(f, path):
     return sections
 
 
-def read_meta(f, sections):
+def read_meta(f, sections, path="bundle"):
+    """META as a dict, every value checked against the others."""
     offset, length = sections[b"META"]
+    if length != 4 * len(META_FIELDS):
+        _fail(path, offset, "META has %d bytes, not %d" % (length, 4 * len(META_FIELDS)))
     f.seek(offset)
-    values = struct.unpack("<%di" % (length // 4), f.read(length))
-    return dict(zip(META_FIELDS, values))
+    values = struct.unpack("<%di" % len(META_FIELDS), f.read(length))
+    meta = dict(zip(META_FIELDS, values))
+    for i, name in enumerate(META_FIELDS):
+        v = values[i]
+        lo = -1 if name in ("in_off", "out_off") else 1 if name != "blob_bytes" else 0
+        hi = len(DTYPES) - 1 if name.endswith("dtype") else MAX_BYTES
+        if name.endswith("dtype"):
+            lo = 0
+        if not lo <= v <= hi:
+            _fail(path, offset + 4 * i, "META %s=%d is outside %d..%d" % (name, v, lo, hi))
+    for io in ("in", "out"):
+        at = offset + 4 * META_FIELDS.index(io + "_off")
+        n = meta[io + "_h"] * meta[io + "_w"] * meta[io + "_c"] * _ITEM[meta[io + "_dtype"]]
+        if n != meta[io + "_bytes"]:
+            _fail(path, at + 4, "META %s_bytes=%d is not %s_h x %s_w x %s_c of %s (%d)" % (
+                io, meta[io + "_bytes"], io, io, io, DTYPES[meta[io + "_dtype"]], n))
+        if meta[io + "_off"] >= 0 and meta[io + "_off"] + meta[io + "_bytes"] > meta["arena_bytes"]:
+            _fail(path, at, "META %s_off=%d with %d bytes is outside the arena (%d bytes)" % (
+                io, meta[io + "_off"], meta[io + "_bytes"], meta["arena_bytes"]))
+    return meta
 
 
-def read_spill_slots(f, sections):
+def read_spill_slots(f, sections, path="bundle"):
     """(rows, row_bytes) of every spill slot; none when the plan spills nothing."""
     if b"SPIL" not in sections:
         return []
     offset, length = sections[b"SPIL"]
+    if length % 8 or not 8 <= length <= 8 * 256:
+        _fail(path, offset, "SPIL has %d bytes: not 1 to 256 (rows, row bytes) pairs" % length)
     f.seek(offset)
     v = struct.unpack("<%di" % (length // 4), f.read(length))
+    total = 0
+    for i in range(0, len(v), 2):
+        if not (1 <= v[i] <= MAX_DIM and 1 <= v[i + 1] <= MAX_BYTES):
+            _fail(path, offset + 4 * i, "spill slot %d: %d rows of %d bytes is out of range" % (i // 2, v[i], v[i + 1]))
+        total += v[i] * v[i + 1]
+    if total > 16 * MAX_BYTES:
+        _fail(path, offset, "the spill slots hold %d bytes; a board's flash is smaller" % total)
     return [(v[i], v[i + 1]) for i in range(0, len(v), 2)]
-
-
-def check_steps(f, sections, path):
-    """Walk the step records once, so a damaged list fails at load, not mid-run."""
-    offset, length = sections[b"STEP"]
-    head = bytearray(struct.calcsize(STEP))
-    pos = 0
-    n = 0
-    while pos < length:
-        f.seek(offset + pos)
-        f.readinto(head)
-        count = struct.unpack(STEP, head)[1]
-        pos += len(head)
-        if count > MAX_PARAMS or pos + 4 * count > length:
-            _fail(path, offset + pos, "step %d truncated or has %d params" % (n, count))
-        pos += 4 * count
-        n += 1
-    return n
 
 
 def read_steps(f, sections, path):
@@ -132,3 +164,100 @@ def read_steps(f, sections, path):
         steps.append((opcode, struct.unpack_from("<%di" % count, data, pos), blob_off, stored, raw))
         pos += 4 * count
     return steps
+
+
+# Step checks. Every op module ends with check(p, raw, m): p holds the step's
+# parameters (an int32 memoryview, in the order of the module's PARAMS), raw
+# the length of its blob once inflated (0: no blob), m the Model being loaded
+# (m.meta has the arena, weight buffer, input and output sizes). It returns
+# None when every index its kernels compute from p stays inside the buffers
+# they read and write, or fails through bad() (or span(), least(), within(),
+# need_blob(), which call it). The loader calls it once per step, while it
+# walks the step list at load, with m.at = [step index, op code, byte offset
+# of the step record, op module], so the error names all of them.
+def bad(m, p, field, what):
+    """Reject the step being checked: `field` is an index into the op's
+    PARAMS (its name and value are reported) or a name such as "blob"."""
+    step, opcode, at, mod = m.at
+    from tinyseg_mp import ops
+
+    if isinstance(field, int):
+        field = "%s=%d" % (mod.PARAMS[field], p[field])
+    _fail(m.path, at, "step %d (%s): %s %s" % (step, ops.NAMES[opcode], field, what))
+
+
+def span(m, p, i, n, size=-1, where="arena"):
+    """p[i] is the offset of n bytes inside a buffer of `size` bytes (the arena by default)."""
+    if size < 0:
+        size = m.meta["arena_bytes"]
+    o = p[i]
+    if o < 0 or n < 0 or o + n > size:
+        bad(m, p, i, "with %d bytes is outside the %s (%d bytes)" % (n, where, size))
+
+
+def least(m, p, lo, fields):
+    """Each p[i] for i in fields is at least lo."""
+    for i in fields:
+        if p[i] < lo:
+            bad(m, p, i, "is below %d" % lo)
+
+
+def within(m, p, i, lo, hi):
+    if not lo <= p[i] <= hi:
+        bad(m, p, i, "is outside %d..%d" % (lo, hi))
+
+
+def need_blob(m, p, raw, n):
+    """The step's kernels read n bytes of its blob."""
+    if raw < n:
+        bad(m, p, "blob", "has %d bytes; its params need %d" % (raw, n))
+
+
+def row_span(m, p, in_w, c, out_w, k_w, s_w, d_w, pad_l):
+    """A windowed op's padded input row (the array kernels' common.padded_row) is bounded."""
+    n = max((out_w * s_w + (k_w - 1) * d_w + 1) * c, (pad_l + in_w) * c)
+    if n > 4 * m.meta["arena_bytes"] + 4096:
+        bad(m, p, "window", "needs a padded row of %d bytes: stride, dilation, padding or width out of range" % n)
+
+
+def step_blob(m):
+    """The blob of the step being checked, read (and inflated) into the
+    weight buffer: for an op whose blob holds offsets or indices."""
+    return m.load_blob()
+
+
+def pool_window(m, p):
+    # Max and average pooling: every window overlaps the input (an empty one
+    # has no max and no count), the ring and the output inside the arena.
+    in_off, in_h, in_w, c, out_off, out_h, out_w, f_h, f_w, s_h, s_w, pad_t, pad_l, lo, hi, in_ring, oy0 = p
+    least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 15))
+    within(m, p, 11, 0, f_h - 1)
+    within(m, p, 12, 0, f_w - 1)
+    within(m, p, 16, 0, MAX_DIM)
+    within(m, p, 13, -128, hi)
+    within(m, p, 14, lo, 127)
+    if (oy0 + out_h - 1) * s_h - pad_t >= in_h:
+        bad(m, p, 5, "has windows below the input's %d rows" % in_h)
+    if (out_w - 1) * s_w - pad_l >= in_w:
+        bad(m, p, 6, "has windows right of the input's %d columns" % in_w)
+    span(m, p, 0, in_ring * in_w * c)
+    span(m, p, 4, out_h * out_w * c)
+    row_span(m, p, in_w, c, out_w, f_w, s_w, 1, pad_l)
+
+
+def slot(m, p, field, s, r0, rows, row_bytes, write):
+    """Rows r0..r0+rows-1 (row_bytes each) of spill slot s: written in order
+    (write), or read after they were written."""
+    if not 0 <= s < len(m.slots):
+        bad(m, p, field, "is not one of the bundle's %d spill slots" % len(m.slots))
+    n, rb = m.slots[s]
+    if row_bytes != rb:
+        bad(m, p, field, "has rows of %d bytes; the slot's are %d" % (row_bytes, rb))
+    if r0 < 0 or r0 + rows > n:
+        bad(m, p, field, "uses rows %d..%d; the slot has %d" % (r0, r0 + rows, n))
+    if write:
+        if r0 and r0 != m.written[s]:
+            bad(m, p, field, "writes row %d after %d rows" % (r0, m.written[s]))
+        m.written[s] = r0 + rows
+    elif r0 + rows > m.written[s]:
+        bad(m, p, field, "reads rows %d..%d; %d are written at that point" % (r0, r0 + rows, m.written[s]))

@@ -10,22 +10,44 @@ from tinyseg_mp import backend, bundle, ops
 
 
 def _inflate(f, stored, dst):
-    """Inflate a compressed blob from the file into dst (exactly len(dst) bytes)."""
+    """Inflate a compressed blob (a zlib stream of `stored` bytes) from the
+    file into dst (exactly len(dst) bytes); checks the length and, where the
+    inflater does not (MicroPython), the stream's Adler-32."""
     try:
         import deflate
-    except ImportError:  # CPython
+    except ImportError:  # CPython: zlib checks the Adler-32 itself
         import zlib
 
-        dst[:] = zlib.decompress(f.read(stored), bundle.BLOB_WBITS)
+        try:
+            d = zlib.decompressobj(bundle.BLOB_WBITS)
+            data = d.decompress(f.read(stored), len(dst) + 1)
+            ok = d.eof and len(data) == len(dst)
+        except zlib.error as exc:
+            raise bundle.BundleError("compressed weights are damaged (%s)" % exc)
+        if not ok:
+            raise bundle.BundleError("compressed weights inflate to a length other than %d bytes" % len(dst))
+        dst[:] = data
         return
+    start = f.tell()
     d = deflate.DeflateIO(f, deflate.ZLIB, bundle.BLOB_WBITS)
     got = 0
     n = len(dst)
-    while got < n:
-        k = d.readinto(dst[got:])
-        if not k:
-            raise ValueError("compressed weights end early: damaged bundle")
-        got += k
+    try:
+        while got < n:
+            k = d.readinto(dst[got:])
+            if not k:
+                break
+            got += k
+    except OSError as exc:  # EINVAL: not a deflate stream
+        raise bundle.BundleError("compressed weights are damaged (%s)" % exc)
+    if got < n:
+        raise bundle.BundleError("compressed weights end early (%d of %d bytes)" % (got, n))
+    f.seek(start + stored - 4)
+    tail = f.read(4)
+    from tinyseg_mp._compat import import_module
+
+    if import_module("tinyseg_mp.adler").adler32(dst, n) != (tail[0] << 24 | tail[1] << 16 | tail[2] << 8 | tail[3]):
+        raise bundle.BundleError("compressed weights fail their Adler-32 check")
 
 
 def _spill():
@@ -40,25 +62,32 @@ class Model:
         self.backend = backend.select(backend_name)
         self.path = path
         self.file = f = open(path, "rb")
+        self.spill = None  # this model's spill store (tinyseg_mp.spill)
+        self._busy = False
         try:
             sections = bundle.read_sections(f, path)
-            self.meta = meta = bundle.read_meta(f, sections)
+            self.meta = meta = bundle.read_meta(f, sections, path)
+            self.slots = slots = bundle.read_spill_slots(f, sections, path)
             # The big buffers first, while the heap is still unfragmented.
             gc.collect()
-            self.arena = bytearray(meta["arena_bytes"])
-            self.wbuf = bytearray(max(meta["blob_bytes"], 4))
-            # A streamed plan reads its input from, and writes its output to,
-            # buffers outside the arena (feed and drain steps).
+            try:
+                self.arena = bytearray(meta["arena_bytes"])
+                self.wbuf = bytearray(max(meta["blob_bytes"], 4))
+                # A streamed plan reads its input from, and writes its output to,
+                # buffers outside the arena (feed and drain steps).
+                self.output = bytearray(meta["out_bytes"]) if meta["out_off"] < 0 else None
+            except MemoryError:
+                raise MemoryError("%s: the model needs %d bytes of arena and %d of weight buffer in one piece each, "
+                                  "more than this heap has free; compile it for this board (--board)" % (
+                                      path, meta["arena_bytes"], meta["blob_bytes"]))
             self.input = None
             self._inbuf = None  # input_view() of a streamed plan
-            self.output = bytearray(meta["out_bytes"]) if meta["out_off"] < 0 else None
-            bundle.check_steps(f, sections, path)
-            slots = bundle.read_spill_slots(f, sections)
             self.blob_base = sections[b"BLOB"][0]
             self.step_span = sections[b"STEP"]
             self._head = bytearray(struct.calcsize(bundle.STEP))
             self._params = array("i", bytes(4 * bundle.MAX_PARAMS))
             self._runs = [None] * len(ops.NAMES)
+            self.steps = _check_steps(self, f, sections)
         except Exception:
             f.close()
             raise
@@ -66,7 +95,7 @@ class Model:
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
         if slots:
-            self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots)
+            self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots)
         gc.collect()
 
     def input_view(self):
@@ -83,29 +112,70 @@ class Model:
         """Run one inference. `inp`: bytes-like input in the model's layout
         (HxWxC, its dtype), or None when input_view() was filled in place;
         a band-streamed plan also takes an open file of those bytes.
-        Returns a memoryview of the output bytes, valid until the next run."""
+        Returns a memoryview of the output bytes, valid until the next run.
+        One run at a time per model: a re-entered or concurrent call is refused."""
+        if self._busy:
+            raise RuntimeError("%s: run() is already running on this model (re-entered, or called from another "
+                               "thread); one run at a time per model" % self.path)
+        if self.file is None:
+            raise ValueError("%s: the model is closed" % self.path)
+        self._busy = True
+        try:
+            self._take_input(inp)
+            if self.spill:
+                _spill().activate(self.spill)
+            return self._steps()
+        finally:
+            self.input = None
+            self._busy = False
+
+    def _take_input(self, inp):
         m = self.meta
-        if inp is not None and not hasattr(inp, "readinto"):
-            if len(inp) != m["in_bytes"]:
-                raise ValueError("input has %d bytes; the model takes %d (%dx%dx%d %s)" % (
-                    len(inp), m["in_bytes"], m["in_h"], m["in_w"], m["in_c"], bundle.DTYPES[m["in_dtype"]]))
+        want = "%d bytes (%dx%dx%d %s)" % (m["in_bytes"], m["in_h"], m["in_w"], m["in_c"], bundle.DTYPES[m["in_dtype"]])
+        if inp is None:
+            if m["in_off"] < 0:
+                if self._inbuf is None:
+                    raise ValueError("no input: pass one to run() or fill input_view() first")
+                self.input = memoryview(self._inbuf)
+            return
+        if hasattr(inp, "readinto"):
             if m["in_off"] >= 0:
-                self.input_view()[:] = inp
-            else:
-                self.input = inp  # feed steps read it in place
-        elif inp is not None:
-            if m["in_off"] >= 0:
-                raise ValueError("this bundle keeps its input in the arena: pass bytes, not a file")
+                raise TypeError("this bundle keeps its input in the arena: pass bytes, not a file")
+            try:
+                here = inp.seek(0, 1)
+                size = inp.seek(0, 2)
+                inp.seek(here)
+            except (OSError, AttributeError, TypeError) as exc:
+                raise TypeError("the input file must support seek() (%s)" % exc)
+            if size is None or size < m["in_bytes"]:
+                raise ValueError("the input file has %s bytes; the model reads %s from it" % (size, want))
             self.input = inp
-        elif m["in_off"] < 0:
-            if self._inbuf is None:
-                raise ValueError("no input: pass one to run() or fill input_view() first")
-            self.input = self._inbuf
+            return
+        try:
+            mv = memoryview(inp)
+        except TypeError:
+            raise TypeError("input must be bytes-like (bytes, bytearray, memoryview, array) or a file, not %s"
+                            % type(inp).__name__)
+        if hasattr(mv, "cast") and (mv.format != "B" or mv.ndim != 1):  # CPython: any buffer as its bytes
+            try:
+                mv = mv.cast("B")
+            except TypeError as exc:
+                raise TypeError("input buffer is not contiguous (%s)" % exc)
+        n = len(mv) * getattr(mv, "itemsize", 1)
+        if n != m["in_bytes"]:
+            raise ValueError("input has %d bytes; the model takes %s" % (n, want))
+        if m["in_off"] >= 0:
+            self.input_view()[:] = mv
+        else:
+            self.input = mv  # feed steps read it in place
+
+    def _steps(self):
+        m = self.meta
         f = self.file
         wbuf = memoryview(self.wbuf)
         head = self._head
         params = memoryview(self._params)
-        runs = self._runs
+        runs = self._runs  # every op the bundle uses, imported at load
         base = self.blob_base
         pos, end = self.step_span
         end += pos
@@ -119,22 +189,98 @@ class Model:
             pos += len(head) + 4 * count
             if raw and off != loaded:
                 f.seek(base + off)
+                loaded = -1
                 if stored == raw:
                     f.readinto(wbuf[:raw])
                 else:
                     _inflate(f, stored, wbuf[:raw])
                 self.flash_read_bytes += stored
                 loaded = off
-            run = runs[opcode]
-            if run is None:
-                run = runs[opcode] = ops.load(opcode).run
-            run(self, p, wbuf[:raw])
+            runs[opcode](self, p, wbuf[:raw])
         if self.output is not None:
             return memoryview(self.output)
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
 
+    def load_blob(self):
+        """At load, for an op's check(): the blob of the step being checked, in the weight buffer."""
+        off, stored, raw = self.at[4], self.at[5], self.at[6]
+        dst = memoryview(self.wbuf)[:raw]
+        self.file.seek(self.blob_base + off)
+        if stored == raw:
+            self.file.readinto(dst)
+        else:
+            try:
+                _inflate(self.file, stored, dst)
+            except bundle.BundleError as exc:
+                bundle._fail(self.path, self.at[2], "step %d: %s" % (self.at[0], exc))
+        return dst
+
     def close(self):
-        """Close the bundle and remove the spill file."""
-        self.file.close()
-        if self.spill_file_bytes:
-            _spill().close()
+        """Close the bundle and remove this model's spill files (safe to call twice)."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.spill is not None:
+            _spill().close(self.spill)
+            self.spill = None
+
+
+def _check_steps(m, f, sections):
+    """Walk the step records once at load: each record whole, its op code
+    known, its parameter count its op's, its blob inside BLOB and the weight
+    buffer, its params passing the op's check() (tinyseg_mp/ops/__init__.py).
+    Imports the modules of the ops the bundle uses (its run needs each of
+    them). Returns the step count."""
+    path = m.path
+    offset, length = sections[b"STEP"]
+    blob_len = sections[b"BLOB"][1]
+    wcap = m.meta["blob_bytes"]
+    head = m._head
+    size = len(head)
+    params = memoryview(m._params)
+    runs = m._runs
+    m.at = at = [0, 0, 0, None, 0, 0, 0]
+    m.written = array("i", bytes(4 * len(m.slots)))  # rows each spill slot holds so far (spill/fetch checks)
+    pos = 0
+    n = 0
+    while pos < length:
+        rec = offset + pos
+        if pos + size > length:
+            bundle._fail(path, rec, "step %d: record truncated (%d of %d bytes)" % (n, length - pos, size))
+        f.seek(rec)
+        f.readinto(head)
+        opcode, count, off, stored, raw = struct.unpack(bundle.STEP, head)
+        if opcode >= len(ops.NAMES):
+            bundle._fail(path, rec, "step %d: unknown op code %d: bundle is newer than this runtime" % (n, opcode))
+        mod = ops.load(opcode)
+        name = ops.NAMES[opcode]
+        if count != len(mod.PARAMS):
+            bundle._fail(path, rec + 2, "step %d (%s): %d params; the op takes %d" % (n, name, count, len(mod.PARAMS)))
+        if pos + size + 4 * count > length:
+            bundle._fail(path, rec, "step %d (%s): params truncated" % (n, name))
+        p = params[:count]
+        f.readinto(p)
+        if raw > wcap:
+            bundle._fail(path, rec + 8, "step %d (%s): blob of %d bytes is larger than the weight buffer "
+                                        "(META blob_bytes=%d)" % (n, name, raw, wcap))
+        if (raw and not (0 < stored <= raw and (stored == raw or stored >= 6) and off + stored <= blob_len)) or (
+                stored and not raw):
+            bundle._fail(path, rec + 4, "step %d (%s): blob at %d (%d bytes stored, %d inflated) is outside the "
+                                        "BLOB section (%d bytes)" % (n, name, off, stored, raw, blob_len))
+        at[0] = n
+        at[1] = opcode
+        at[2] = rec
+        at[3] = mod
+        at[4] = off
+        at[5] = stored
+        at[6] = raw
+        check = getattr(mod, "check", None)
+        if check is None:
+            bundle._fail(path, rec, "step %d (%s): op module has no check(): this runtime cannot validate it" % (
+                n, name))
+        check(p, raw, m)
+        runs[opcode] = mod.run
+        pos += size + 4 * count
+        n += 1
+    m.at = None
+    return n

@@ -165,3 +165,35 @@ def _binary_viper(arena, a, b, blob, kind: int, a_off: int, _a_src: int, b_off: 
                 o += 1
                 ia += sa2
                 ib += sb2
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    n0, n1, n2 = p[6], p[7], p[8]
+    b.within(m, p, 0, 0, 1)
+    b.least(m, p, 1, (6, 7, 8))
+    b.least(m, p, 0, (9, 10, 11, 12, 13, 14))
+    b.within(m, p, 18, -128, p[19])
+    b.within(m, p, 19, p[18], 127)
+    b.within(m, p, 20, 0, 0x7FFFFFFF)
+    b.within(m, p, 21, -31, 31)
+    for i in (1, 3):  # operand a, b: the arena (src 0) or the blob (src 1)
+        b.within(m, p, i + 1, 0, 1)
+        j = 9 if i == 1 else 12  # its strides
+        s0, s1, s2 = p[j], p[j + 1], p[j + 2]
+        n = (n0 - 1) * s0 + (n1 - 1) * s1 + (n2 - 1) * s2 + 1
+        if p[i + 1]:
+            b.span(m, p, i, n, raw, "blob")
+        else:
+            b.span(m, p, i, n)
+        # The array path reads blocks of whole rows: rows contiguous, or broadcast.
+        if p[22] and ((n2 > 1 and s2 > 1) or (n1 > 1 and s1 and s1 != (n2 if s2 else 1))):
+            b.bad(m, p, j + 1, "is not a stride the array kernel can read (arr_ok set)")
+    b.span(m, p, 5, n0 * n1 * n2)
+    if p[0] == 0:
+        b.need_blob(m, p, raw, 2048)  # the two input tables
+    if p[22]:
+        b.within(m, p, 23, 0, raw)
+        b.need_blob(m, p, raw, p[23] + 4 * (p[19] - p[18] + 2))

@@ -102,3 +102,10 @@ def _avg_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, o
                     r = hi
                 a[o] = r & 0xFF
                 o += 1
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    b.pool_window(m, p)

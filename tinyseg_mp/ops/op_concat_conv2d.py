@@ -62,3 +62,31 @@ def _interleave(dst, dst_off: int, total_c: int, c0: int, src, src_off: int, c: 
         so = src_off + x * c
         for k in range(c):
             d[do + k] = s[so + k]
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    op_conv2d.check(p, raw, m)
+    in_off, in_h, in_w, in_c, k_h, d_h = p[0], p[1], p[2], p[3], p[8], p[12]
+    b.within(m, p, 24, 0, 0)
+    b.span(m, p, 0, ((k_h - 1) * d_h + 1) * in_w * in_c)  # the ring run() fills
+    total = 0
+    widest = 0
+    for i in range(_N, _N + 9, 3):
+        kind, ref, c = p[i], p[i + 1], p[i + 2]
+        b.within(m, p, i, 0, 2)
+        if kind:
+            b.least(m, p, 1, (i + 2,))
+            total += c
+            if kind == 1:
+                b.span(m, p, i + 1, in_h * in_w * c)
+            else:
+                b.slot(m, p, i + 1, ref, 0, in_h, in_w * c, False)
+                widest = max(widest, in_w * c)
+    if total != in_c:
+        b.bad(m, p, 3, "is not the sources' %d channels" % total)
+    if widest:
+        b.span(m, p, _N + 9, widest)
+        b.span(m, p, _N + 10, widest + widest // 8 + 2)

@@ -66,3 +66,37 @@ def _runs_viper(arena, src, s: int, d: int, rows: int, width: int, stride: int):
             a[d + j] = b[s]
             s += 1
         d += stride
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    import struct
+
+    out_off, outer, out_inner, n_in, rows, row_off, enc_off = p
+    b.least(m, p, 1, (1, 2, 3))
+    b.span(m, p, 0, outer * out_inner)
+    b.need_blob(m, p, raw, 16 * n_in)
+    blob = b.step_blob(m)
+    for k in range(n_in):
+        off, src, inner, col = struct.unpack_from("<4i", blob, 16 * k)
+        what = "input %d (blob bytes %d..%d)" % (k, 16 * k, 16 * k + 16)
+        if inner < 0 or col < 0 or col + inner > out_inner:
+            b.bad(m, p, what, "puts %d bytes at column %d of %d-byte rows" % (inner, col, out_inner))
+        if src == 2:
+            b.within(m, p, 4, 1, outer)
+            if outer % rows:
+                b.bad(m, p, 4, "does not divide outer=%d" % outer)
+            row_bytes = outer // rows * inner
+            b.slot(m, p, what, off, 0, rows, row_bytes, False)
+            b.span(m, p, 5, row_bytes)
+            b.span(m, p, 6, row_bytes + row_bytes // 8 + 2)
+        elif src == 1:
+            if off < 0 or off + outer * inner > raw:
+                b.bad(m, p, what, "reads blob bytes %d..%d of %d" % (off, off + outer * inner, raw))
+        elif src == 0:
+            if off < 0 or off + outer * inner > m.meta["arena_bytes"]:
+                b.bad(m, p, what, "reads arena bytes %d..%d of %d" % (off, off + outer * inner, m.meta["arena_bytes"]))
+        else:
+            b.bad(m, p, what, "has source kind %d (0 arena, 1 blob, 2 spill)" % src)

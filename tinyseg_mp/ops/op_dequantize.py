@@ -36,3 +36,13 @@ def _dequantize_viper(arena, blob, i: int, o: int, n: int):
         a[d + 1] = t[s + 1]
         a[d + 2] = t[s + 2]
         a[d + 3] = t[s + 3]
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    b.least(m, p, 0, (2,))
+    b.span(m, p, 0, p[2])
+    b.span(m, p, 1, 4 * p[2])
+    b.need_blob(m, p, raw, 1024)

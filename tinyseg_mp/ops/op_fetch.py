@@ -12,3 +12,14 @@ def run(m, p, blob):
     for r in range(rows):
         at = dst_off + r * row_bytes
         m.flash_read_bytes += spill.read_row(slot, r0 + r, row_bytes, tmp, arena[at : at + row_bytes])
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    dst_off, r0, rows, row_bytes, slot, tmp_off = p
+    b.least(m, p, 1, (2, 3))
+    b.span(m, p, 0, rows * row_bytes)
+    b.span(m, p, 5, row_bytes + row_bytes // 8 + 2)
+    b.slot(m, p, 4, slot, r0, rows, row_bytes, False)

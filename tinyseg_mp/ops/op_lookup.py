@@ -29,3 +29,13 @@ def _lookup_viper(arena, blob, i: int, o: int, n: int):
     t = ptr8(blob)
     for k in range(n):
         a[o + k] = t[a[i + k]]
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    b.least(m, p, 0, (2,))
+    b.span(m, p, 0, p[2])
+    b.span(m, p, 1, p[2])
+    b.need_blob(m, p, raw, 256)

@@ -88,3 +88,21 @@ def _mean_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, 
         if r > 127:
             r = 127
         a[out_off + ch] = r & 0xFF
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    in_off, in_h, in_w, c, out_off, bias, out_zp, mult, shift, acc_off, begin, end = p
+    b.least(m, p, 1, (1, 2, 3))
+    b.span(m, p, 0, in_h * in_w * c)
+    b.span(m, p, 4, c)
+    b.within(m, p, 7, 0, 0x7FFFFFFF)
+    b.within(m, p, 8, -31, 31)
+    b.within(m, p, 10, 0, 1)
+    b.within(m, p, 11, 0, 1)
+    if not (begin and end):
+        b.span(m, p, 9, 4 * c)
+        if acc_off & 3:
+            b.bad(m, p, 9, "is not 4-aligned")

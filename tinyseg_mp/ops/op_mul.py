@@ -6,3 +6,4 @@ from tinyseg_mp import ops
 _add = ops.load(ops.NAMES.index("add"))
 PARAMS = _add.PARAMS
 run = _add.run
+check = _add.check

@@ -24,3 +24,15 @@ def run(m, p, blob):
                 a[d : d + n] = a[src : src + n]
                 src += n
                 d += s2
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    src, out_off, nb, value, n0, n1, n2, s0, s1, s2, first, n = p
+    b.least(m, p, 0, (2, 4, 5, 6, 7, 8, 9, 10, 11))
+    b.span(m, p, 1, nb)
+    b.span(m, p, 0, n0 * n1 * n2 * n)
+    if n0 and n1 and n2:
+        b.span(m, p, 1, first + (n0 - 1) * s0 + (n1 - 1) * s1 + (n2 - 1) * s2 + n)

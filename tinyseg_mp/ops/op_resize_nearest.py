@@ -43,3 +43,22 @@ def _row_viper(arena, blob, src: int, dst: int, c: int, out_w: int, x_off: int):
         for j in range(c):
             a[dst] = a[s + j]
             dst += 1
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    in_off, out_off, in_w, c, out_h, out_w, x_off = p
+    b.least(m, p, 1, (2, 3, 4, 5))
+    b.span(m, p, 1, out_h * out_w * c)
+    b.need_blob(m, p, raw, 2 * out_h)
+    b.within(m, p, 6, 0, raw - 2 * out_w)
+    blob = b.step_blob(m)  # the row and column maps index the input
+    top = 0
+    for oy in range(out_h):
+        top = max(top, blob[2 * oy] | (blob[2 * oy + 1] << 8))
+    b.span(m, p, 0, (top + 1) * in_w * c)
+    for ox in range(out_w):
+        if blob[x_off + 2 * ox] | (blob[x_off + 2 * ox + 1] << 8) >= in_w:
+            b.bad(m, p, "blob", "column map entry %d is outside the input's %d columns" % (ox, in_w))

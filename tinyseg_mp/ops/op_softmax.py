@@ -80,7 +80,7 @@ def _softmax(arena, blob, i: int, o: int, rows: int, depth: int):
         # which is RoundingHalfSum((s << n) - 2^31, 2^31 - 1).
         hd = s
         n = 1
-        while hd < b30:
+        while hd > 0 and hd < b30:  # hd > 0: a damaged table (sum 0) must not hang
             hd = hd << 1
             n += 1
         # Newton-Raphson in Q2.29: x = 48/17 + hd*(-32/17), then 3 times
@@ -164,3 +164,13 @@ def _softmax(arena, blob, i: int, o: int, rows: int, depth: int):
             a[o + c] = q & 0xFF
         i += depth
         o += depth
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    b.least(m, p, 0, (2, 3))
+    b.span(m, p, 0, p[2] * p[3])
+    b.span(m, p, 1, p[2] * p[3])
+    b.need_blob(m, p, raw, 2048)

@@ -166,3 +166,22 @@ def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_
             if ry == s_h:
                 ry = 0
                 by += 1
+
+
+def check(p, raw, m):
+    """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
+    from tinyseg_mp import bundle as b
+
+    # in_off in_h in_w in_c out_off out_h out_w out_c k_h k_w s_h s_w pad_t pad_l .. w_bytes in_ring oy0
+    b.least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 19))
+    b.within(m, p, 12, 0, b.MAX_DIM)
+    b.within(m, p, 13, 0, b.MAX_DIM)
+    b.within(m, p, 20, 0, b.MAX_DIM)
+    b.within(m, p, 16, -128, p[17])
+    b.within(m, p, 17, p[16], 127)
+    b.span(m, p, 0, p[19] * p[2] * p[3])
+    b.span(m, p, 4, p[5] * p[6] * p[7])
+    w = p[8] * p[9] * p[3] * p[7]
+    if p[18] < w or p[18] & 3:
+        b.bad(m, p, 18, "is not the weights' %d bytes padded to 4" % w)
+    b.need_blob(m, p, raw, p[18] + 12 * p[7])
