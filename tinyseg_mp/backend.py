@@ -2,18 +2,28 @@
 #   numpy: array kernels on CPython
 #   ulab:  the same array kernels on MicroPython firmware with ulab
 #   viper: scalar @micropython.viper kernels (stock firmware, no ulab)
-# Array kernels use `backend.np`; it is None on the viper backend.
+#   thumb: the viper kernels, with Thumb assembly ones (ops/thumb/) for the
+#          ops that hold the multiply-accumulates; ARM firmware only
+# Array kernels use `backend.np`; it is None on the viper and thumb backends.
 import sys
 
-NAMES = ("numpy", "ulab", "viper")
+NAMES = ("numpy", "ulab", "viper", "thumb")
 np = None
 name = None
 FLOAT = None  # the float dtype of the array module
 
 
+def _has_thumb():
+    # The native arch in sys.implementation._mpy: 3..8 are ARM (armv6 to
+    # armv7emdp), where the firmware has the inline Thumb assembler.
+    return 3 <= getattr(sys.implementation, "_mpy", 0) >> 10 <= 8
+
+
 def _default():
     if sys.implementation.name != "micropython":
         return "numpy"
+    if _has_thumb():  # faster than viper, and than ulab where float is emulated (RP2040)
+        return "thumb"
     try:
         import ulab  # noqa: F401
 
@@ -28,7 +38,9 @@ def select(wanted=None):
     wanted = wanted or _default()
     if wanted not in NAMES:
         raise ValueError("unknown backend %r; choose one of %s" % (wanted, ", ".join(NAMES)))
-    if wanted == "viper":
+    if wanted == "thumb" and not _has_thumb():
+        raise ValueError("backend 'thumb' needs ARM firmware (RP2040, RP2350); use 'viper' here")
+    if wanted in ("viper", "thumb"):
         np = FLOAT = None
     elif wanted == "ulab":
         try:

@@ -51,15 +51,57 @@ def leading_padding(op: Op, in_hw: tuple[int, int], k_hw: tuple[int, int], out_h
     return 0, 0
 
 
-def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int]) -> tuple[bytes, int]:
-    """Weights (OHWI int8, padded to 4 bytes) then int32 tables: folded bias, bias, multiplier, shift."""
-    w = weights.astype(np.int8).tobytes()
-    w += b"\0" * (-len(w) % 4)
+# Output channels per group of the packed weight layout: the Thumb kernel
+# keeps one accumulator per channel of a group in registers.
+LANES = 8
+# The packed layout's accumulators sum up to K products of two bytes (< 2^16).
+MAX_K = (1 << 31) // (255 * 255)
+
+
+def pack_weights(weights: np.ndarray) -> bytes:
+    """OHWI int8 weights as groups of LANES output channels: for each group,
+    for each k of the flattened (ky, kx, ci) window, one byte per channel of
+    the group, w + 128 as uint8 (channels past out_c are weight 0)."""
+    out_c = weights.shape[0]
+    w = weights.reshape(out_c, -1).astype(np.int16)
+    if w.shape[1] >= MAX_K:
+        raise ValueError(f"a conv window of {w.shape[1]} inputs is too long for the int32 accumulators "
+                         f"of the packed kernels (at most {MAX_K - 1})")
+    groups = -(-out_c // LANES)
+    packed = np.zeros((groups * LANES, w.shape[1]), np.int16)
+    packed[:out_c] = w
+    packed = packed.reshape(groups, LANES, -1).transpose(0, 2, 1)  # group, k, lane
+    return (packed + 128).astype(np.uint8).tobytes()
+
+
+def requant_table(bias: np.ndarray, in_zp: int, wsum: np.ndarray, mult: list[int], shift: list[int],
+                  out_zp: int, lo: int, hi: int) -> np.ndarray:
+    """Per channel, padded to whole groups, the ten int32 the Thumb kernel reads:
+    bias folded for unsigned inputs and weights (x + 128, w + 128), the
+    multiplier's low and high 16 bits, left shift, right shift, its rounding
+    mask and threshold, output zero point, clamp low and high."""
+    out_c = len(mult)
+    right = np.maximum(-np.array(shift, np.int64), 0)
+    mask = (np.int64(1) << right) - 1
+    m = np.array(mult, np.int64)
+    cols = [bias - (128 + in_zp) * wsum, m & 0xFFFF, m >> 16, np.maximum(np.array(shift, np.int64), 0), right,
+            mask, mask >> 1, np.full(out_c, out_zp), np.full(out_c, lo), np.full(out_c, hi)]
+    table = np.zeros((-(-out_c // LANES) * LANES, len(cols)), np.int64)
+    table[:out_c] = np.stack(cols, axis=1)
+    return table
+
+
+def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int],
+              out_zp: int, lo: int, hi: int) -> tuple[bytes, int]:
+    """Packed weights (pack_weights), then int32 tables of out_c each: folded
+    bias (bias - in_zp * sum(w)), bias, multiplier, shift; then the Thumb
+    kernel's requant_table."""
+    w = pack_weights(weights)
     out_c = weights.shape[0]
     wsum = weights.reshape(out_c, -1).astype(np.int64).sum(axis=1)
-    folded = bias - in_zp * wsum
-    tables = np.concatenate([folded, bias, np.array(mult), np.array(shift)]).astype("<i4")
-    return w + tables.tobytes(), len(w)
+    tables = np.concatenate([bias - in_zp * wsum, bias, np.array(mult), np.array(shift)])
+    thumb = requant_table(bias, in_zp, wsum, mult, shift, out_zp, lo, hi)
+    return w + tables.astype("<i4").tobytes() + thumb.astype("<i4").tobytes(), len(w)
 
 
 def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: Tensor, bias_t: Tensor | None,
@@ -91,7 +133,7 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
     else:
         mult, shift = channel_multipliers(in_scale, np.broadcast_to(w.scale, (out_c,)), out_scale)
     lo, hi = activation_range(op.options.get("activation", "NONE"), out_scale, out_zp, out.dtype)
-    blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift)
+    blob, w_bytes = conv_blob(weights, bias, in_zp, mult, shift, out_zp, lo, hi)
     # The whole tensor: every input row in place (a ring of in_h rows), every output row.
     params = dict(in_off=in_off, in_h=in_h, in_w=in_w, in_c=in_c, out_off=out_off, out_h=out_h, out_w=out_w,
                   out_c=out_c, in_zp=in_zp, out_zp=out_zp, act_min=lo, act_max=hi, w_bytes=w_bytes, co0=0,
@@ -100,20 +142,22 @@ def conv_step(op: Op, in_hwc: tuple[int, int, int], in_q: tuple[float, int], w: 
 
 
 def channel_groups(params: dict, blob: bytes, weights: np.ndarray, max_bytes: int) -> list[tuple[dict, bytes]]:
-    """Split a conv step into steps over output-channel groups whose blobs fit max_bytes."""
+    """Split a conv step into steps over output-channel groups (whole groups
+    of LANES) whose blobs fit max_bytes."""
     out_c = params["out_c"]
     if len(blob) <= max_bytes:
         return [(params, blob)]
-    per_channel = weights[0].size + 16
-    group = max(1, max_bytes // per_channel)
-    tables = np.frombuffer(blob[params["w_bytes"]:], dtype="<i4").reshape(4, out_c)
+    k = weights[0].size
+    per_group = LANES * (k + 4 * 4 + 4 * 10)
+    group = LANES * max(1, max_bytes // per_group)
+    tables = np.frombuffer(blob[params["w_bytes"]:], dtype="<i4")[: 4 * out_c].reshape(4, out_c).astype(np.int64)
+    in_zp, out_zp, lo, hi = params["in_zp"], params["out_zp"], params["act_min"], params["act_max"]
     steps = []
     for co0 in range(0, out_c, group):
         co1 = min(out_c, co0 + group)
-        w = weights[co0:co1].astype(np.int8).tobytes()
-        w += b"\0" * (-len(w) % 4)
-        steps.append((dict(params, out_c=co1 - co0, co0=co0, w_bytes=len(w)),
-                      w + tables[:, co0:co1].astype("<i4").tobytes()))
+        b, w_bytes = conv_blob(weights[co0:co1], tables[1, co0:co1], in_zp, list(tables[2, co0:co1]),
+                               list(tables[3, co0:co1]), out_zp, lo, hi)
+        steps.append((dict(params, out_c=co1 - co0, co0=co0, w_bytes=w_bytes), b))
     return steps
 
 

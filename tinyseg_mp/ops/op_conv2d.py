@@ -1,8 +1,11 @@
 # CONV_2D (and FULLY_CONNECTED, lowered to a 1x1 conv): int8 NHWC convolution
 # with per-channel requantisation, as TFLite Micro's reference kernel.
-# Blob: weights OHWI int8 (w_bytes, padded to 4), then int32 x out_c each:
-# bias folded with the input zero point (bias - in_zp * sum(w)), bias,
-# multiplier, shift. A step may compute only output channels co0..co0+out_c-1
+# Blob (host_tools/lower/op_conv2d.py writes it): the weights packed in groups
+# of 8 output channels, for each k of the (ky, kx, ci) window the group's 8
+# weights as w + 128 (uint8; w_bytes = groups * K * 8), then int32 x out_c
+# each: bias folded with the input zero point (bias - in_zp * sum(w)), bias,
+# multiplier, shift; then 10 int32 per channel of every group for the Thumb
+# kernel (ops/thumb/conv2d.py). A step may compute only output channels co0..co0+out_c-1
 # of an output with out_stride channels, so large weights come in blocks
 # that fit a small weight buffer.
 # A step may also compute only a band of output rows: rows oy0..oy0+out_h-1
@@ -33,7 +36,11 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
     from src[row_base + (iy % ring) * row_bytes]: a ring of rows in the arena
     (ring = input height for a whole tensor), or one that a fused op fills.
     prep: prepare(p, blob), to reuse it over calls of one step."""
-    if backend.np is None:
+    if backend.name == "thumb":
+        from tinyseg_mp.ops.thumb import conv2d
+
+        conv2d.conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p)
+    elif backend.np is None:
         _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, *p)
     else:
         _conv_array(m, src, row_base, ring, p, prep or prepare(p, blob), oy0, oy1, out_at)
@@ -46,7 +53,12 @@ def prepare(p, blob):
     np = backend.np
     in_c, out_c, k_h, k_w, w_bytes = p[3], p[7], p[8], p[9], p[20]
     k = k_h * k_w * in_c
-    weights = np.frombuffer(blob[: out_c * k], dtype=np.int8).reshape((out_c, k)).transpose()
+    # Each group's (k, 8) block of w + 128, XORed back to int8 (one copy).
+    groups = []
+    for g in range(0, out_c, 8):
+        u = np.frombuffer(blob[g * k : (g + 8) * k], dtype=np.uint8) ^ 128
+        groups.append(np.frombuffer(u.tobytes(), dtype=np.int8).reshape((k, 8))[:, : min(8, out_c - g)])
+    weights = groups[0] if len(groups) == 1 else np.concatenate(groups, axis=1)
     q = common.channel_requant(common.i32_floats(blob, w_bytes + 8 * out_c, out_c),
                                common.i32_floats(blob, w_bytes + 12 * out_c, out_c))
     return weights, common.i32_floats(blob, w_bytes, out_c), q
@@ -106,6 +118,7 @@ def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, 
         m_hi = mult >> 15
         m_lo = mult & 0x7FFF
         o = out_at + co0 + co
+        wg = (co >> 3) * k_h * k_w * in_c * 8 + (co & 7)  # this channel's lane of its group
         for oy in range(oy0, oy1):
             for ox in range(out_w):
                 acc = bias
@@ -118,10 +131,10 @@ def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, 
                         if ix < 0 or ix >= in_w:
                             continue
                         ip = row_base + (iy % ring) * row_bytes + ix * in_c
-                        wp = ((co * k_h + ky) * k_w + kx) * in_c
+                        wp = wg + ((ky * k_w + kx) * in_c << 3)
                         for ci in range(in_c):
                             x = ((int(s[ip + ci]) ^ 0x80) - 0x80) - in_zp
-                            acc += x * ((int(w[wp + ci]) ^ 0x80) - 0x80)
+                            acc += x * (int(w[wp + (ci << 3)]) - 128)
                 # MultiplyByQuantizedMultiplier inside signed 32 bits (|acc| < 2^30):
                 # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
                 # 15-bit limbs with carries, then a rounding (half away from zero)

@@ -1,0 +1,492 @@
+# CONV_2D in Thumb assembly: one call computes one output row for one group
+# of 8 output channels, 8 accumulators in registers, each input byte loaded
+# once for the 8 weights it meets.
+# Arithmetic: inputs are copied into a window of k_h padded rows as
+# x' = x + 128 (uint8), weights are stored as w' = w + 128 (uint8), so both
+# load with ldrb and an immediate offset. The kernel sums x' * w' and, per
+# pixel, S = sum x'; then
+#   sum (x - in_zp) * w = sum x'w' - 128 S - (128 + in_zp) sum w
+# and the last term is folded into the bias on the host. Requantisation is
+# TFLite Micro's MultiplyByQuantizedMultiplier on 16-bit limbs (no 64-bit
+# multiply on the M0+), exact.
+# The window holds k_h input rows, each (pad_l + in_w + ...) pixels wide,
+# padded with the input zero point; it is kept across output rows, so a
+# stride-1 conv converts each input row once.
+import micropython
+from array import array
+
+# Parameter block of _conv_row: word index (byte offset = 4 * index).
+_PIX = const(0)  # window address of the current pixel's first tap
+_PIX_STEP = const(1)  # bytes between pixels: stride_w * in_c
+_NPIX = const(2)  # pixels left in the row
+_SEG0 = const(3)  # address of the segment table (offsets from _PIX)
+_SEGP = const(4)  # current segment entry
+_SEG_END = const(5)  # address past the last entry
+_MAIN8 = const(6)  # weight bytes of a segment's 4-input chunks: 8 * (L & ~3)
+_TAIL8 = const(7)  # weight bytes of its remaining inputs: 8 * (L & 3)
+_WBASE = const(8)  # this group's packed weights
+_TBASE = const(9)  # this group's requantisation table (10 words a channel)
+_OUTP = const(10)  # output address of the current pixel's first channel
+_OUT_STEP = const(11)  # bytes between output pixels
+_NLANES = const(12)  # channels of the group that exist (1..8)
+_SAVE = const(13)  # r8-r11 (callee-saved) while the kernel runs: 4 words
+_ACC = const(17)  # the 8 accumulators, handed to the requantisation loop
+_WORDS = const(25)
+
+_p = array("i", bytes(4 * _WORDS))
+_segs = array("i", bytes(4 * 16))
+_win = bytearray(0)
+
+
+@micropython.asm_thumb
+def _addr(r0):
+    # r0: a buffer; returns its address.
+    pass
+
+
+@micropython.asm_thumb
+def _xor_copy(r0, r1, r2):
+    # r0: destination address, r1: source address, r2: byte count.
+    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8).
+    mov(r3, 0x80)
+    label(quad)
+    cmp(r2, 4)
+    blt(single)
+    ldrb(r4, [r1, 0])
+    eor(r4, r3)
+    strb(r4, [r0, 0])
+    ldrb(r4, [r1, 1])
+    eor(r4, r3)
+    strb(r4, [r0, 1])
+    ldrb(r4, [r1, 2])
+    eor(r4, r3)
+    strb(r4, [r0, 2])
+    ldrb(r4, [r1, 3])
+    eor(r4, r3)
+    strb(r4, [r0, 3])
+    add(r0, 4)
+    add(r1, 4)
+    sub(r2, 4)
+    b(quad)
+    label(single)
+    cmp(r2, 0)
+    beq(done)
+    ldrb(r4, [r1, 0])
+    eor(r4, r3)
+    strb(r4, [r0, 0])
+    add(r0, 1)
+    add(r1, 1)
+    sub(r2, 1)
+    b(single)
+    label(done)
+
+
+@micropython.asm_thumb
+def _fill(r0, r1, r2):
+    # r0: address, r1: byte count, r2: byte value.
+    label(loop)
+    cmp(r1, 0)
+    beq(done)
+    strb(r2, [r0, 0])
+    add(r0, 1)
+    sub(r1, 1)
+    b(loop)
+    label(done)
+
+
+@micropython.asm_thumb
+def _conv_row(r0):
+    # r0: the parameter block _p. It stays at [sp] for the whole call.
+    # MAC loop registers: r0 input byte x', r1 weight / product, r2 input
+    # pointer, r3 weight pointer, r4-r7 and r8-r11 the 8 accumulators,
+    # r12 the pixel's S = sum x', lr the end of the current weight run.
+    push({r0})
+    mov(r1, r8)
+    str(r1, [r0, 52])
+    mov(r1, r9)
+    str(r1, [r0, 56])
+    mov(r1, r10)
+    str(r1, [r0, 60])
+    mov(r1, r11)
+    str(r1, [r0, 64])
+    label(pixel)
+    # New pixel: first segment, weights from the group's start, sums zero.
+    mov(r1, sp)
+    ldr(r0, [r1, 0])
+    ldr(r1, [r0, 12])
+    str(r1, [r0, 16])
+    ldr(r2, [r1, 0])
+    ldr(r3, [r0, 0])
+    add(r2, r2, r3)
+    ldr(r3, [r0, 32])
+    ldr(r1, [r0, 24])
+    add(r1, r1, r3)
+    mov(lr, r1)
+    mov(r4, 0)
+    mov(r5, 0)
+    mov(r6, 0)
+    mov(r7, 0)
+    mov(r8, r4)
+    mov(r9, r4)
+    mov(r10, r4)
+    mov(r11, r4)
+    mov(r12, r4)
+    label(segment)
+    data(2, 0x4573)  # cmp r3, lr
+    beq(tail_start)
+    label(chunk)
+    # Four inputs x' at r2[0..3], each times the 8 weights at r3[8i..8i+7].
+    ldrb(r0, [r2, 0])
+    data(2, 0x4484)  # add r12, r0
+    ldrb(r1, [r3, 0])
+    mul(r1, r0)
+    add(r4, r4, r1)
+    ldrb(r1, [r3, 1])
+    mul(r1, r0)
+    add(r5, r5, r1)
+    ldrb(r1, [r3, 2])
+    mul(r1, r0)
+    add(r6, r6, r1)
+    ldrb(r1, [r3, 3])
+    mul(r1, r0)
+    add(r7, r7, r1)
+    ldrb(r1, [r3, 4])
+    mul(r1, r0)
+    data(2, 0x4488)  # add r8, r1
+    ldrb(r1, [r3, 5])
+    mul(r1, r0)
+    data(2, 0x4489)  # add r9, r1
+    ldrb(r1, [r3, 6])
+    mul(r1, r0)
+    data(2, 0x448A)  # add r10, r1
+    ldrb(r1, [r3, 7])
+    mul(r1, r0)
+    data(2, 0x448B)  # add r11, r1
+    ldrb(r0, [r2, 1])
+    data(2, 0x4484)  # add r12, r0
+    ldrb(r1, [r3, 8])
+    mul(r1, r0)
+    add(r4, r4, r1)
+    ldrb(r1, [r3, 9])
+    mul(r1, r0)
+    add(r5, r5, r1)
+    ldrb(r1, [r3, 10])
+    mul(r1, r0)
+    add(r6, r6, r1)
+    ldrb(r1, [r3, 11])
+    mul(r1, r0)
+    add(r7, r7, r1)
+    ldrb(r1, [r3, 12])
+    mul(r1, r0)
+    data(2, 0x4488)  # add r8, r1
+    ldrb(r1, [r3, 13])
+    mul(r1, r0)
+    data(2, 0x4489)  # add r9, r1
+    ldrb(r1, [r3, 14])
+    mul(r1, r0)
+    data(2, 0x448A)  # add r10, r1
+    ldrb(r1, [r3, 15])
+    mul(r1, r0)
+    data(2, 0x448B)  # add r11, r1
+    ldrb(r0, [r2, 2])
+    data(2, 0x4484)  # add r12, r0
+    ldrb(r1, [r3, 16])
+    mul(r1, r0)
+    add(r4, r4, r1)
+    ldrb(r1, [r3, 17])
+    mul(r1, r0)
+    add(r5, r5, r1)
+    ldrb(r1, [r3, 18])
+    mul(r1, r0)
+    add(r6, r6, r1)
+    ldrb(r1, [r3, 19])
+    mul(r1, r0)
+    add(r7, r7, r1)
+    ldrb(r1, [r3, 20])
+    mul(r1, r0)
+    data(2, 0x4488)  # add r8, r1
+    ldrb(r1, [r3, 21])
+    mul(r1, r0)
+    data(2, 0x4489)  # add r9, r1
+    ldrb(r1, [r3, 22])
+    mul(r1, r0)
+    data(2, 0x448A)  # add r10, r1
+    ldrb(r1, [r3, 23])
+    mul(r1, r0)
+    data(2, 0x448B)  # add r11, r1
+    ldrb(r0, [r2, 3])
+    data(2, 0x4484)  # add r12, r0
+    ldrb(r1, [r3, 24])
+    mul(r1, r0)
+    add(r4, r4, r1)
+    ldrb(r1, [r3, 25])
+    mul(r1, r0)
+    add(r5, r5, r1)
+    ldrb(r1, [r3, 26])
+    mul(r1, r0)
+    add(r6, r6, r1)
+    ldrb(r1, [r3, 27])
+    mul(r1, r0)
+    add(r7, r7, r1)
+    ldrb(r1, [r3, 28])
+    mul(r1, r0)
+    data(2, 0x4488)  # add r8, r1
+    ldrb(r1, [r3, 29])
+    mul(r1, r0)
+    data(2, 0x4489)  # add r9, r1
+    ldrb(r1, [r3, 30])
+    mul(r1, r0)
+    data(2, 0x448A)  # add r10, r1
+    ldrb(r1, [r3, 31])
+    mul(r1, r0)
+    data(2, 0x448B)  # add r11, r1
+    add(r2, 4)
+    add(r3, 32)
+    data(2, 0x4573)  # cmp r3, lr
+    bne(chunk)
+    label(tail_start)
+    # The segment's last L % 4 inputs, one at a time.
+    mov(r1, sp)
+    ldr(r1, [r1, 0])
+    ldr(r1, [r1, 28])
+    add(r1, r1, r3)
+    mov(lr, r1)
+    data(2, 0x4573)  # cmp r3, lr
+    beq(segment_done)
+    label(tail)
+    ldrb(r0, [r2, 0])
+    data(2, 0x4484)  # add r12, r0
+    ldrb(r1, [r3, 0])
+    mul(r1, r0)
+    add(r4, r4, r1)
+    ldrb(r1, [r3, 1])
+    mul(r1, r0)
+    add(r5, r5, r1)
+    ldrb(r1, [r3, 2])
+    mul(r1, r0)
+    add(r6, r6, r1)
+    ldrb(r1, [r3, 3])
+    mul(r1, r0)
+    add(r7, r7, r1)
+    ldrb(r1, [r3, 4])
+    mul(r1, r0)
+    data(2, 0x4488)  # add r8, r1
+    ldrb(r1, [r3, 5])
+    mul(r1, r0)
+    data(2, 0x4489)  # add r9, r1
+    ldrb(r1, [r3, 6])
+    mul(r1, r0)
+    data(2, 0x448A)  # add r10, r1
+    ldrb(r1, [r3, 7])
+    mul(r1, r0)
+    data(2, 0x448B)  # add r11, r1
+    add(r2, 1)
+    add(r3, 8)
+    data(2, 0x4573)  # cmp r3, lr
+    bne(tail)
+    label(segment_done)
+    # Next segment (r1 = block, r0 = entry), or the pixel is summed.
+    mov(r1, sp)
+    ldr(r1, [r1, 0])
+    ldr(r0, [r1, 16])
+    add(r0, 4)
+    str(r0, [r1, 16])
+    ldr(r2, [r1, 20])
+    cmp(r0, r2)
+    beq(requant)
+    ldr(r2, [r0, 0])
+    ldr(r0, [r1, 0])
+    add(r2, r2, r0)
+    ldr(r0, [r1, 24])
+    add(r0, r0, r3)
+    mov(lr, r0)
+    b(segment)
+    label(requant)
+    # Accumulators to the block; then r8 accumulator pointer, r9 table
+    # pointer, r10 output pointer, r11 channels left, r12 128 * S.
+    str(r4, [r1, 68])
+    str(r5, [r1, 72])
+    str(r6, [r1, 76])
+    str(r7, [r1, 80])
+    mov(r0, r8)
+    str(r0, [r1, 84])
+    mov(r0, r9)
+    str(r0, [r1, 88])
+    mov(r0, r10)
+    str(r0, [r1, 92])
+    mov(r0, r11)
+    str(r0, [r1, 96])
+    mov(r0, r12)
+    lsl(r0, r0, 7)
+    mov(r12, r0)
+    mov(r0, r1)
+    add(r0, 68)
+    mov(r8, r0)
+    ldr(r0, [r1, 36])
+    mov(r9, r0)
+    ldr(r0, [r1, 40])
+    mov(r10, r0)
+    ldr(r0, [r1, 48])
+    mov(r11, r0)
+    label(lane)
+    # a = acc - 128 S + folded bias, shifted left (r7: table row).
+    mov(r7, r9)
+    mov(r6, r8)
+    ldr(r0, [r6, 0])
+    add(r6, 4)
+    mov(r8, r6)
+    mov(r1, r12)
+    sub(r0, r0, r1)
+    ldr(r1, [r7, 0])
+    add(r0, r0, r1)
+    ldr(r1, [r7, 12])
+    lsl(r0, r1)
+    # a * M as 64 bits: a = ah:al (r1:r0), M = mh:ml (r3:r2); lo r4, hi r1.
+    asr(r1, r0, 16)
+    lsl(r0, r0, 16)
+    lsr(r0, r0, 16)
+    ldr(r2, [r7, 4])
+    ldr(r3, [r7, 8])
+    mov(r4, r0)
+    mul(r4, r2)
+    mul(r0, r3)
+    mul(r2, r1)
+    mul(r1, r3)
+    lsl(r5, r2, 16)
+    asr(r2, r2, 16)
+    add(r4, r4, r5)
+    adc(r1, r2)
+    lsl(r5, r0, 16)
+    lsr(r0, r0, 16)
+    add(r4, r4, r5)
+    adc(r1, r0)
+    # + 2^30, then v = the product's bits 31..62 (r1).
+    mov(r5, 1)
+    lsl(r5, r5, 30)
+    add(r4, r4, r5)
+    mov(r5, 0)
+    adc(r1, r5)
+    lsl(r1, r1, 1)
+    lsr(r4, r4, 31)
+    orr(r1, r4)
+    # Rounding right shift: (v >> e) + ((v & mask) > (mask >> 1) + (v < 0)).
+    ldr(r2, [r7, 20])
+    and_(r2, r1)
+    ldr(r3, [r7, 24])
+    lsr(r4, r1, 31)
+    add(r3, r3, r4)
+    ldr(r4, [r7, 16])
+    asr(r1, r4)
+    cmp(r2, r3)
+    ble(rounded)
+    add(r1, 1)
+    label(rounded)
+    # + output zero point, clamp, store; next channel.
+    ldr(r2, [r7, 28])
+    add(r1, r1, r2)
+    ldr(r2, [r7, 32])
+    cmp(r1, r2)
+    bge(above_low)
+    mov(r1, r2)
+    label(above_low)
+    ldr(r2, [r7, 36])
+    cmp(r1, r2)
+    ble(below_high)
+    mov(r1, r2)
+    label(below_high)
+    mov(r6, r10)
+    strb(r1, [r6, 0])
+    add(r6, 1)
+    mov(r10, r6)
+    add(r7, 40)
+    mov(r9, r7)
+    mov(r6, r11)
+    sub(r6, 1)
+    mov(r11, r6)
+    bne(lane)
+    # Next pixel.
+    mov(r1, sp)
+    ldr(r1, [r1, 0])
+    ldr(r0, [r1, 0])
+    ldr(r2, [r1, 4])
+    add(r0, r0, r2)
+    str(r0, [r1, 0])
+    ldr(r0, [r1, 40])
+    ldr(r2, [r1, 44])
+    add(r0, r0, r2)
+    str(r0, [r1, 40])
+    ldr(r0, [r1, 8])
+    sub(r0, 1)
+    str(r0, [r1, 8])
+    beq(finished)
+    b(pixel)
+    label(finished)
+    mov(r0, r1)
+    ldr(r1, [r0, 52])
+    mov(r8, r1)
+    ldr(r1, [r0, 56])
+    mov(r9, r1)
+    ldr(r1, [r0, 60])
+    mov(r10, r1)
+    ldr(r1, [r0, 64])
+    mov(r11, r1)
+    pop({r0})
+
+
+def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p):
+    """Output rows oy0..oy1-1 of a conv2d step, as op_conv2d.conv_rows."""
+    global _win, _segs
+    (_, in_h, in_w, in_c, _, _, out_w, out_c, k_h, k_w,
+     s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, _, _, _, w_bytes, co0, out_stride, _, _) = p
+    if d_w == 1:  # a window row's k_w taps are one run of k_w * in_c bytes
+        nseg, run = k_h, k_w * in_c
+    else:
+        nseg, run = k_h * k_w, in_c
+    k = nseg * run
+    row_bytes = in_w * in_c
+    wide = max((out_w - 1) * s_w + (k_w - 1) * d_w + 1, pad_l + in_w) * in_c
+    if len(_win) < k_h * wide:
+        _win = None
+        _win = bytearray(k_h * wide)
+    if len(_segs) < nseg:
+        _segs = array("i", bytes(4 * nseg))
+    fill = (in_zp ^ 0x80) & 0xFF
+    win = _addr(_win)
+    _fill(win, k_h * wide, fill)
+    held = [None] * k_h  # the input row each window row holds
+    data = _addr(src) + row_base
+    blob_at = _addr(blob)
+    out_row = _addr(arena) + out_at + co0
+    p_ = _p
+    p_[_PIX_STEP] = s_w * in_c
+    p_[_SEG0] = _addr(_segs)
+    p_[_SEG_END] = p_[_SEG0] + 4 * nseg
+    p_[_MAIN8] = 8 * (run & ~3)
+    p_[_TAIL8] = 8 * (run & 3)
+    p_[_OUT_STEP] = out_stride
+    tables = blob_at + w_bytes + 16 * out_c
+    for oy in range(oy0, oy1):
+        for ky in range(k_h):
+            iy = oy * s_h + ky * d_h - pad_t
+            slot = iy % k_h if d_h == 1 else ky
+            at = slot * wide
+            if held[slot] != iy:
+                held[slot] = iy
+                if 0 <= iy < in_h:
+                    _xor_copy(win + at + pad_l * in_c, data + (iy % ring) * row_bytes, row_bytes)
+                else:
+                    _fill(win + at + pad_l * in_c, row_bytes, fill)
+            if d_w == 1:
+                _segs[ky] = at
+            else:
+                for kx in range(k_w):
+                    _segs[ky * k_w + kx] = at + kx * d_w * in_c
+        for g in range(0, out_c, 8):
+            p_[_PIX] = win
+            p_[_NPIX] = out_w
+            p_[_WBASE] = blob_at + g * k
+            p_[_TBASE] = tables + g * 40
+            p_[_OUTP] = out_row + g
+            p_[_NLANES] = min(8, out_c - g)
+            _conv_row(p_)
+        out_row += out_w * out_stride
