@@ -189,6 +189,25 @@ def _write_frames(board: str, build: Path) -> str:
     return source
 
 
+def bundle_misfit(bundle: Path, prof) -> str | None:
+    """Why the bundle's buffers do not fit the board (its arena over the
+    board's budget, or a buffer over its largest allocation), or None."""
+    from tinyseg_mp import bundle as tsb
+
+    with open(bundle, "rb") as f:
+        meta = tsb.read_meta(f, tsb.read_sections(f, str(bundle)))
+    if meta["arena_bytes"] > prof.budget:
+        return (f"its arena is {meta['arena_bytes']:,d} bytes, over the {prof.budget:,d}-byte budget of "
+                f"{prof.name} ({prof.budget_note()})")
+    buffers = {"weight buffer": meta["blob_bytes"], "output buffer": meta["out_bytes"] if meta["out_off"] < 0 else 0,
+               "input_view buffer": meta["in_bytes"] if meta["in_off"] < 0 else 0}
+    for name, size in buffers.items():
+        if size > prof.max_alloc_bytes:
+            return (f"its {name} is {size:,d} bytes, more than {prof.name} can allocate at once "
+                    f"(max_alloc_bytes {prof.max_alloc_bytes:,d})")
+    return None
+
+
 def deploy(bundle: Path, board: str, port: str | None = None, dry_run: bool = False, *,
            build_dir: Path | None = None) -> int:
     """Run (or with dry_run only print) the deploy commands; returns an exit status."""
@@ -204,6 +223,11 @@ def deploy(bundle: Path, board: str, port: str | None = None, dry_run: bool = Fa
     from .runner import bundle_info
 
     bundle_info(bundle)  # raises BundleError (a ValueError) on a damaged bundle
+    too_big = bundle_misfit(bundle, prof)
+    if too_big:
+        print(f"tinyseg: error: {bundle}: {too_big}; recompile it for this board: "
+              f"tinyseg compile MODEL.tflite -o {bundle} --board {board}", file=sys.stderr)
+        return 3
     cmds = deploy_commands(bundle, board, port, build_dir=build, mpy_cross=mpy_cross)
     print(f"# deploying {bundle} to {prof.description} ({board}) on {port or 'the first USB serial port (auto)'}")
     if mpy_cross:

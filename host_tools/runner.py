@@ -146,7 +146,10 @@ def run_bundle(path: str | Path, x: np.ndarray, runtime: str = "cpython", backen
     return np.frombuffer(raw, dtype=out["dtype"]).reshape(out["shape"]).copy(), stats
 
 
-def _count_steps(model, total: int, progress, every_s: float = 10.0) -> None:
+PROGRESS_EVERY_S = 10.0  # how often a slow CPython/viper run reports
+
+
+def _count_steps(model, total: int, progress, every_s: float) -> None:
     """Make `model` report, every `every_s` seconds, how many of its `total`
     steps ran and an estimate of the time left (the kernels of the plain-Python
     viper stand-in take minutes on a whole model)."""
@@ -184,8 +187,8 @@ def _run_cpython(path, data: bytes, backend: str | None, progress=None, total_st
         model = tinyseg_mp.load(str(path), backend, os.path.join(tempfile.gettempdir(), f"tinyseg-{os.getpid()}.spill"))
         if progress and model.backend == "viper" and total_steps:
             progress(f"--runtime cpython --backend viper runs the viper kernels as plain Python: right results, "
-                     f"slowly ({total_steps:,d} steps); progress every 10 s")
-            _count_steps(model, total_steps, progress)
+                     f"slowly ({total_steps:,d} steps); progress every {PROGRESS_EVERY_S:g} s")
+            _count_steps(model, total_steps, progress, PROGRESS_EVERY_S)
         t0 = time.perf_counter()
         out = bytes(model.run(data))
         latency = (time.perf_counter() - t0) * 1000

@@ -287,3 +287,73 @@ def test_demo_out_that_is_a_file_is_refused_first(capsys, tmp_path):
     assert (tmp_path / "f").read_text() == "mine"
     rc, _, err = tinyseg(capsys, "demo", "--out", tmp_path / "d", "--board", "pico")
     assert rc == 2 and "unknown board 'pico'" in one_line_error(err) and not (tmp_path / "d").exists()
+
+
+# 5. The plain-Python viper stand-in says how far it is and how long is left.
+def test_cpython_viper_reports_progress_and_an_estimate(monkeypatch, spilled):
+    monkeypatch.setattr(runner, "PROGRESS_EVERY_S", 0.0)  # report at every step
+    said: list[str] = []
+    x = np.load(spilled.with_name("in.npy"))
+    ours, _ = run_bundle(spilled, x, "cpython", "viper", progress=said.append)
+    want, _ = run_bundle(spilled, x, "cpython", "numpy")
+    assert np.array_equal(ours, want)
+    steps = len(runner.bundle_info(spilled)["steps"])
+    assert said[0].startswith("--runtime cpython --backend viper runs the viper kernels as plain Python")
+    assert said[1].startswith(f"viper stand-in: step 1 of {steps:,d} after ") and " s left " in said[1]
+    assert said[-1].startswith(f"viper stand-in: step {steps:,d} of {steps:,d}") and "about 0 s left" in said[-1]
+    assert len(said) == steps + 1
+
+
+# 15. --version; an unknown board is refused before any work; deploy checks the bundle fits.
+def test_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out == f"tinyseg {metadata.version('tinyseg-mp')}\n"
+
+
+def test_bench_unknown_board_is_refused_first(monkeypatch, capsys):
+    import host_tools.bench
+
+    monkeypatch.setattr(host_tools.bench, "run_bench", lambda *a, **k: pytest.fail("measured before the check"))
+    rc, _, err = tinyseg(capsys, "bench", "--board", "pico")
+    assert rc == 2 and "unknown board 'pico'; known boards: esp32" in one_line_error(err)
+    rc, _, err = tinyseg(capsys, "bench", "--models", "nothere.tflite")
+    assert rc == 2 and "--models: no such file: nothere.tflite" in one_line_error(err)
+
+
+def test_deploy_refuses_a_bundle_compiled_for_a_bigger_board(capsys, tmp_path):
+    from host_tools.boards import load_board
+
+    big = tmp_path / "zoo.tsb"
+    compile_model(model_path("ops_zoo_a"), big, load_board("rp2040").budget)  # 28,800-byte arena
+    assert main(["deploy", str(big), "--board", "rp2040", "--dry-run"]) == 0
+    capsys.readouterr()
+    small = fake_board_profile(tmp_path, 20_000)
+    from host_tools import deploy
+
+    msg = deploy.bundle_misfit(big, small)
+    assert msg == ("its arena is 28,800 bytes, over the 20,000-byte budget of tiny (tiny: arena budget 20,000 bytes, "
+                   "the largest block it can allocate (max_alloc_bytes; heap 1,000,000 - runtime 0 = 1,000,000))")
+
+
+def fake_board_profile(tmp_path, max_alloc: int):
+    import dataclasses
+
+    from host_tools.boards import load_board
+
+    return dataclasses.replace(load_board("esp32"), name="tiny", heap_bytes=1_000_000, runtime_bytes=0,
+                               max_alloc_bytes=max_alloc)
+
+
+def test_cli_deploy_of_an_rp2040_bundle_to_an_esp32_is_refused(capsys, tmp_path):
+    from host_tools.boards import load_board
+
+    path = tmp_path / "unet.tsb"
+    arena = compile_model(model_path("tiny_unet"), path, load_board("rp2040").budget).chosen.peak
+    assert arena > load_board("esp32").budget
+    rc, out, err = tinyseg(capsys, "deploy", path, "--board", "esp32", "--dry-run")
+    line = one_line_error(err)
+    assert rc == 3 and out == "" and f"its arena is {arena:,d} bytes, over the 56,000-byte budget of esp32" in line
+    assert f"--board esp32" in line
