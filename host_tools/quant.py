@@ -917,6 +917,53 @@ def affine_quantize(x: np.ndarray, scale: float, zero_point: int,
     return np.clip(r.astype(np.int64) + zero_point, lo, hi).astype(dtype)
 
 
+def float_key(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (uint32) -> int64 keys ordered like the floats
+    (-0.0 and +0.0 both 0): the sign-magnitude bits as two's complement."""
+    b = np.asarray(bits, np.int64)
+    mag = b & 0x7FFFFFFF
+    return np.where(b >> 31 == 1, -mag, mag)
+
+
+def key_float(keys: np.ndarray) -> np.ndarray:
+    """Inverse of float_key: keys -> float32 values."""
+    k = np.asarray(keys, np.int64)
+    bits = np.where(k < 0, (1 << 31) | -k, k).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def quantize_float_value(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """QUANTIZE float32 -> int8/uint8 as reference_ops::AffineQuantize:
+    TfLiteRound(x / float(scale)) + zero point, clamped; a quotient beyond
+    the int32 range saturates (as ARM's float->int conversion does; C++ leaves
+    that cast undefined)."""
+    q = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
+    r = np.clip(np.sign(q) * np.floor(np.abs(q) + 0.5), INT32_MIN, INT32_MAX)
+    lo, hi = _DTYPE_RANGE[dtype]
+    return np.clip(r.astype(np.int64) + zero_point, lo, hi)
+
+
+def quantize_float_thresholds(scale: float, zero_point: int, dtype: str) -> list[int]:
+    """The device's form of QUANTIZE float32 -> 8-bit: T[j] = the least float
+    key (float_key) whose quantised value is >= lo + 1 + j, for the 255 steps
+    of the output range. The map is monotone in the float, so the output is
+    lo + the number of T[j] <= key(x): integer comparisons only, the same on
+    every board whatever its float precision (NaN inputs aside)."""
+    lo, hi = _DTYPE_RANGE[dtype]
+    ks = np.arange(lo + 1, hi + 1, dtype=np.int64)
+    left = np.full(len(ks), -0x7F800000, np.int64)  # -inf
+    right = np.full(len(ks), 0x7F800000, np.int64)  # +inf: always reaches hi
+    while True:
+        active = left < right
+        if not active.any():
+            break
+        mid = (left + right) // 2  # floor: keys are signed
+        ok = quantize_float_value(key_float(mid), scale, zero_point, dtype) >= ks
+        right = np.where(active & ok, mid, right)
+        left = np.where(active & ~ok, mid + 1, left)
+    return [int(v) for v in left]
+
+
 # ---------------------------------------------------------------------------
 # SOFTMAX (int8 -> int8)
 # ---------------------------------------------------------------------------

@@ -74,8 +74,10 @@ def streamable(graph: Graph, op: Op) -> bool:
     """Can `op` compute its output band by band?"""
     out = graph.tensors[op.outputs[0]]
     ins = [graph.tensors[i] for i in data_inputs(graph, op)]
-    if not _image(out) or out.dtype not in ("int8", "uint8") or not ins:
+    if not _image(out) or out.dtype not in ("int8", "uint8", "float32") or not ins:
         return False
+    if out.dtype == "float32" and op.kind != "DEQUANTIZE":
+        return False  # float32 rows: only the DEQUANTIZE of a float-output model
     if op.kind in WINDOWED or op.kind == "RESIZE_NEAREST_NEIGHBOR":
         return _image(ins[0])
     consts = [graph.tensors[i] for i in op.inputs if i >= 0 and graph.tensors[i].is_const]

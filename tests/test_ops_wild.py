@@ -92,12 +92,28 @@ def test_wild_fixtures_hold_the_ops_they_are_named_for():
         assert name.split("_wild")[0].upper() in kinds or name.startswith("float_io"), (name, kinds)
 
 
+def wild_inputs(path) -> list[np.ndarray]:
+    """model_inputs, and for a float input two uniform draws over its range
+    (the input QUANTIZE's int8 range, a little beyond) with ties and -0.0."""
+    d = runtime_mod.Interpreter.from_file(str(path), arena_size=4_000_000).get_input_details(0)
+    if d["dtype"] != np.float32:
+        return model_inputs(path)
+    graph = tflite_import.load(path)
+    scale, zp = graph.tensors[graph.ops[0].outputs[0]].qparams()
+    rng = np.random.default_rng(5)
+    shape = tuple(d["shape"])
+    xs = [rng.uniform((-140 - zp) * scale, (140 - zp) * scale, shape).astype(np.float32) for _ in range(2)]
+    flat = xs[1].reshape(-1)
+    flat[:4] = np.array([-0.0, 0.5 * scale, -1.5 * scale, (2.5 - zp) * scale], np.float32)
+    return xs
+
+
 @pytest.mark.parametrize("runtime,backend_name", TARGETS)
 @pytest.mark.parametrize("name", WILD)
 def test_wild_single_op_models_equal_tflite_micro(wild_bundles, name, runtime, backend_name, monkeypatch):
     skip_unavailable(runtime, backend_name, monkeypatch)
     path = OPS_DIR / f"{name}.tflite"
-    for x in model_inputs(path):
+    for x in wild_inputs(path):
         ours, stats = run_bundle(wild_bundles[name], x, runtime, backend_name)
         assert stats["backend"] == backend_name
         same, total = equal_count(ours, tflm(path, x))
@@ -150,14 +166,15 @@ def test_hard_swish_every_value_random_quantisation(tmp_path):
 
 # --- streaming -------------------------------------------------------------
 
-STREAMING_WILD = ["hard_swish_wild_img", "sub_wild_const", "sub_wild_pool", "sub_wild_same"]
+STREAMING_WILD = ["float_io_wild", "hard_swish_wild_img", "sub_wild_const", "sub_wild_pool", "sub_wild_same"]
 
 
 @pytest.mark.parametrize("runtime,backend_name", [("cpython", "numpy"), ("micropython", "viper")])
 @pytest.mark.parametrize("name", STREAMING_WILD)
 def test_row_wise_wild_ops_stream_exactly(tmp_path, name, runtime, backend_name, monkeypatch):
-    """SUB and HARD_SWISH are row-wise (host_tools.streaming.ROWWISE): a
-    budget just under the whole-tensor plan makes them stream, exactly."""
+    """SUB, HARD_SWISH and QUANTIZE from float are row-wise
+    (host_tools.streaming.ROWWISE): a budget just under the whole-tensor plan
+    makes them stream, exactly."""
     from host_tools.compile import plan_model
 
     skip_unavailable(runtime, backend_name, monkeypatch)
@@ -167,8 +184,8 @@ def test_row_wise_wild_ops_stream_exactly(tmp_path, name, runtime, backend_name,
     assert compiled.chosen.streamed is not None and compiled.chosen.peak <= budget
     streamed_kinds = {n.op.kind for n in compiled.chosen.streamed.nodes
                       if n.kind == "op" and n.band < n.out.rows}
-    assert streamed_kinds & {"SUB", "HARD_SWISH"}, streamed_kinds
-    for x in model_inputs(model):
+    assert streamed_kinds & {"SUB", "HARD_SWISH", "QUANTIZE"}, streamed_kinds
+    for x in wild_inputs(model):
         ours, _ = run_bundle(tmp_path / "m.tsb", x, runtime, backend_name)
         assert np.array_equal(ours, tflm(model, x))
 
@@ -229,3 +246,37 @@ def test_arg_max_random_shapes_axes_and_ties(tmp_path, backend_name, monkeypatch
             x = rng.choice(np.array([-128, -5, 0, 3, 127], np.int8), shape)
             same, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
             assert same == total, f"{shape} axis {axis}: {same}/{total}"
+
+
+# --- float I/O around an int8 body ---------------------------------------------
+
+@pytest.mark.parametrize("backend_name", ["numpy", "ulab", "viper"])
+def test_quantize_from_float_at_every_threshold(tmp_path, backend_name, monkeypatch):
+    """QUANTIZE float32 -> int8 by integer thresholds on the float bits: the
+    float at each threshold, its neighbours one ulp either side, ties, +-0,
+    subnormals and values far beyond the int8 range, for several scales and
+    zero points."""
+    from host_tools.quant import key_float, quantize_float_thresholds
+
+    skip_unavailable("cpython", backend_name, monkeypatch)
+    mk = make_ops_module()
+    rng = np.random.default_rng(0)
+    for scale, zp in [(0.0173, 5), (0.5, -128), (0.0039215689, 0), (1e-3, 100), (3.0, -7)]:
+        path = tmp_path / "qf.tflite"
+        path.write_bytes(mk.unary_model("QUANTIZE", "float32", None, 0, "int8", scale, zp, shape=(1, 2048)))
+        t = np.array(quantize_float_thresholds(scale, zp, "int8"))
+        x = np.concatenate([key_float(t), key_float(t - 1), key_float(t + 1),
+                            rng.uniform(-300 * scale, 300 * scale, 2048).astype(np.float32)])[:2048]
+        x[-8:] = np.array([0.0, -0.0, 1e-30, -1e-30, 2e9 * scale, -2e9 * scale, 1.5 * scale, -2.5 * scale])
+        x = x.astype(np.float32).reshape(1, 2048)
+        same, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
+        assert same == total, f"scale {scale} zp {zp}: {same}/{total}"
+
+
+def test_float_to_uint8_quantize_is_refused_like_tflite_micro(tmp_path):
+    mk = make_ops_module()
+    path = tmp_path / "qf_u8.tflite"
+    path.write_bytes(mk.unary_model("QUANTIZE", "float32", None, 0, "uint8", 0.01, 128))
+    with pytest.raises(ValueError, match=r"QUANTIZE \(op 0\): float32 -> uint8; TFLite Micro quantises float32 to int8"):
+        compile_model(path, tmp_path / "qf_u8.tsb")
+    assert not (tmp_path / "qf_u8.tsb").exists()

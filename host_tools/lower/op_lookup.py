@@ -41,6 +41,10 @@ def table(op: Op, x, out) -> bytes:
 
 def lower(ctx: LowerContext, op: Op) -> list[Step]:
     x, out = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+    if op.kind == "QUANTIZE" and x.dtype == "float32":
+        from . import op_quantize_float
+
+        return op_quantize_float.lower(ctx, op)
     for t in (x, out):
         if t.dtype not in ("int8", "uint8"):
             raise ValueError(f"{op.kind} (op {op.source_index}): tensor '{t.name}' is {t.dtype}; "

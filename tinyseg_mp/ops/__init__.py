@@ -49,6 +49,7 @@ NAMES = (
     "transpose",
     "resize_bilinear",
     "arg_max",
+    "quantize_float",
 )
 
 if sys.implementation.name != "micropython":
