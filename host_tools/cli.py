@@ -21,27 +21,44 @@ def _fmt_shape(shape: tuple[int, ...]) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    graph = tflite_import.load(args.model)
     raw = tflite_import.load_raw(args.model)
+    # Folded but not refused: a model with unsupported ops is listed, those marked.
+    graph = tflite_import.fold_constants(tflite_import.load_raw(args.model))
+    why = tflite_import.unsupported_ops(graph)
     lifetimes = tensor_lifetimes(graph)
     print(f"{args.model}: {len(graph.ops)} ops ({len(raw.ops) - len(graph.ops)} shape ops folded), "
           f"{len(graph.tensors)} tensors")
-    print("\nops:")
+    print("\nops (numbered as in the .tflite file, as plan and compile name them):")
     for step, op in enumerate(graph.ops):
         ins = ", ".join(str(i) for i in op.inputs)
         outs = ", ".join(str(o) for o in op.outputs)
         opts = " ".join(f"{k}={v}" for k, v in op.options.items())
-        print(f"  {step:3d} {op.kind:24s} in[{ins}] -> out[{outs}] {opts}")
-    print("\nactivation tensors (first..last op step):")
+        mark = f"  <-- UNSUPPORTED: {why[step]}" if step in why else ""
+        print(f"  op {op.source_index:3d} {op.kind:24s} in[{ins}] -> out[{outs}] {opts}{mark}")
+    print("\nactivation tensors (made by op .. last read by op):")
     for idx, lt in sorted(lifetimes.items()):
         t = graph.tensors[idx]
         q = ""
         if t.scale is not None:
             q = f" scale={float(t.scale[0]):.6g} zp={int(t.zero_point[0])}"
+        first = "input" if idx in graph.inputs else f"op {graph.ops[lt.first].source_index}"
+        last = f"op {graph.ops[lt.last].source_index}" if graph.ops else "-"
         print(f"  {idx:3d} {t.name[:48]:48s} {_fmt_shape(t.shape):>12s} {t.dtype:7s} "
-              f"{t.nbytes:8d} B  steps {lt.first}..{lt.last}{q}")
+              f"{t.nbytes:8d} B  {first}..{last}{q}")
     consts = [t for t in graph.tensors if t.is_const and t.consumers]
     print(f"\nconstant tensors: {len(consts)}, {sum(t.nbytes for t in consts)} bytes")
+    if why:
+        floats = [s for s, w in why.items() if w.startswith("float32")]
+        labels = ", ".join(graph.ops[s].label for s in why)
+        if len(floats) == len(why):
+            msg = (f"a float model: {labels} compute on float32 tensors (marked above); plan and compile refuse it; "
+                   f"{tflite_import.QUANTISE_HINT}")
+        else:
+            kinds = sorted({graph.ops[s].kind for s in why if s not in floats})
+            msg = (f"{len(why)} unsupported op(s): {labels} (marked above); plan and compile refuse this model; "
+                   f"rebuild it without {', '.join(kinds)}")
+        print(f"tinyseg: error: {args.model}: {msg}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -120,9 +137,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             for note in opt.fusions:
                 print(f"  - {note}")
             for s in opt.spills:
-                spill_step, fetch_step = s.steps(graph)
-                print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) at step {spill_step}, "
-                      f"fetched by step {fetch_step} ({graph.ops[fetch_step].kind})")
+                _, fetch_step = s.steps(graph)
+                made_by = graph.ops[graph.tensors[s.tensor].producer] if graph.tensors[s.tensor].producer is not None \
+                    and graph.tensors[s.tensor].producer >= 0 else None
+                print(f"  - spill '{graph.tensors[s.tensor].name}' ({s.nbytes:,d} bytes) "
+                      + (f"after {made_by.label}, " if made_by else "")
+                      + f"fetched back by {graph.ops[fetch_step].label}")
         print("  buffers the runtime allocates: " + ", ".join(f"{k} {v:,d}" for k, v in buffers.items())
               + (f" bytes; each fits one block of {board.max_alloc_bytes:,d} (max_alloc_bytes)"
                  if board and not too_big else " bytes"))
@@ -404,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     except (tflite_import.ModelError, ValueError) as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `tinyseg inspect M | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -64,6 +64,13 @@ class Op:
     options: dict[str, Any] = field(default_factory=dict)
     source_index: int = -1  # position of the op in the .tflite file
 
+    @property
+    def label(self) -> str:
+        """How every report names this op: 'op N KIND', N its index in the
+        .tflite file (what Netron shows), the same before and after shape ops
+        are folded and SPILLs inserted; an op the planner added has no N."""
+        return f"op {self.source_index} {self.kind}" if self.source_index >= 0 else f"{self.kind} (inserted)"
+
 
 @dataclass
 class Graph:

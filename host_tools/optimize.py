@@ -217,7 +217,7 @@ def explain_peak(opt: Optimized) -> str:
     step = peak_step(plan, len(graph.ops))
     alive = sorted((b for b in plan.buffers if b.first <= step <= b.last), key=lambda b: -b.size)
     held = ", ".join(f"{b.name[:40]} ({b.size:,d} B)" for b in alive[:4])
-    return (f"the peak is at step {step} ({graph.ops[step].kind}), which holds {held}; no tensor alive there "
+    return (f"the peak is at {graph.ops[step].label}, which holds {held}; no tensor alive there "
             f"is idle long enough to spill with a fused fetch")
 
 

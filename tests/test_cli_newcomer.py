@@ -357,3 +357,57 @@ def test_cli_deploy_of_an_rp2040_bundle_to_an_esp32_is_refused(capsys, tmp_path)
     line = one_line_error(err)
     assert rc == 3 and out == "" and f"its arena is {arena:,d} bytes, over the 56,000-byte budget of esp32" in line
     assert f"--board esp32" in line
+
+
+# 13. One op numbering: the .tflite file's operator index, everywhere.
+def test_inspect_and_plan_name_ops_by_their_file_index(capsys):
+    model = model_path("tiny_unet")  # 9 shape ops folded: positions and file indices differ
+    rc, out, _ = tinyseg(capsys, "inspect", model)
+    assert rc == 0
+    assert "  op  15 TRANSPOSE_CONV " in out and "  op  17 CONCATENATION " in out
+    rc, out, _ = tinyseg(capsys, "plan", model, "--budget", "100000")
+    assert rc == 0 and "fetched back for op 33 CONCATENATION" in out and "removed identity PAD (op 32)" in out
+    rc, out, _ = tinyseg(capsys, "inspect", model)
+    assert "  op  33 CONCATENATION " in out and "  op  32 PAD " in out
+
+
+def test_whole_tensor_spill_names_the_fetching_op_by_file_index(capsys):
+    rc, out, _ = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--budget", "27100")
+    assert rc == 0 and "fetched back by op 20 CONCATENATION" in out
+    rc, out, _ = tinyseg(capsys, "inspect", model_path("ops_zoo_a"))
+    assert "  op  20 CONCATENATION " in out
+
+
+# 14. inspect lists a model it cannot run and marks why; a float model is told at once.
+def test_inspect_marks_unsupported_ops(capsys):
+    rc, out, err = tinyseg(capsys, "inspect", FIXTURES / "unsupported_ops.tflite")
+    assert rc == 2
+    assert "  op   1 TANH " in out and "<-- UNSUPPORTED: no kernel for this op" in out
+    assert "  op   0 CONV_2D " in out and "constant tensors:" in out
+    assert "1 unsupported op(s): op 1 TANH (marked above); plan and compile refuse this model" in one_line_error(err)
+
+
+@pytest.fixture
+def float_model(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(OPS))
+    try:
+        import make_ops
+    finally:
+        sys.path.remove(str(OPS))
+    path = tmp_path / "float_relu.tflite"
+    path.write_bytes(make_ops.unary_model("RELU", "float32", None, 0, "float32", None, 0, shape=(1, 8, 8, 3)))
+    return path
+
+
+def test_float_model_is_told_at_the_first_command(float_model, capsys):
+    rc, out, err = tinyseg(capsys, "inspect", float_model)
+    assert rc == 2 and "<-- UNSUPPORTED: float32 tensors: the model is not quantised" in out
+    line = one_line_error(err)
+    assert "a float model" in line and "op 0 RELU" in line and "full-integer post-training quantisation" in line
+    for cmd in ("plan", "compile"):
+        rc, _, err = tinyseg(capsys, cmd, float_model, *(["-o", float_model.with_suffix(".tsb")] if cmd == "compile" else []))
+        line = one_line_error(err)
+        assert rc == 2 and "a float model: 1 op(s) compute on float32 tensors (op 0 RELU)" in line
+    assert not float_model.with_suffix(".tsb").exists()

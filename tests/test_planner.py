@@ -109,7 +109,7 @@ def test_plan_json_and_plot(tmp_path):
 def test_inspect_lists_ops_and_lifetimes():
     res = run_cli("inspect", str(model_path("tiny_unet")))
     assert res.returncode == 0, res.stderr
-    assert "TRANSPOSE_CONV" in res.stdout and "1x80x120x8" in res.stdout and "steps" in res.stdout
+    assert "TRANSPOSE_CONV" in res.stdout and "1x80x120x8" in res.stdout and "input..op " in res.stdout
 
 
 def test_unsupported_ops_are_named_with_index():
