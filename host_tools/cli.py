@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import tflite_import
 from .lifetimes import tensor_lifetimes
+from .macs import graph_macs
 from .report import flash_report, plan_report, plot_timeline
 from .tflm_baseline import tflm_plan
 
@@ -26,15 +27,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     graph = tflite_import.fold_constants(tflite_import.load_raw(args.model))
     why = tflite_import.unsupported_ops(graph)
     lifetimes = tensor_lifetimes(graph)
+    macs = graph_macs(graph)
     print(f"{args.model}: {len(graph.ops)} ops ({len(raw.ops) - len(graph.ops)} shape ops folded), "
-          f"{len(graph.tensors)} tensors")
+          f"{len(graph.tensors)} tensors, {sum(macs):,d} MACs")
     print("\nops (numbered as in the .tflite file, as plan and compile name them):")
     for step, op in enumerate(graph.ops):
         ins = ", ".join(str(i) for i in op.inputs)
         outs = ", ".join(str(o) for o in op.outputs)
         opts = " ".join(f"{k}={v}" for k, v in op.options.items())
         mark = f"  <-- UNSUPPORTED: {why[step]}" if step in why else ""
-        print(f"  op {op.source_index:3d} {op.kind:24s} in[{ins}] -> out[{outs}] {opts}{mark}")
+        print(f"  op {op.source_index:3d} {op.kind:24s} {macs[step]:>13,d} MACs  in[{ins}] -> out[{outs}] {opts}{mark}")
+    print(f"  total {sum(macs):,d} MACs (multiply-accumulates of the conv, depthwise, transpose-conv and "
+          "fully-connected layers; host_tools.macs)")
     print("\nactivation tensors (made by op .. last read by op):")
     for idx, lt in sorted(lifetimes.items()):
         t = graph.tensors[idx]
