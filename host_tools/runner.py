@@ -243,11 +243,12 @@ def _run_micropython(path, data: bytes, backend: str | None, exe: str, heap: int
         # the bundle and the runner are linked into the temporary folder. The
         # bundle's spill file (m.tsb.spill.*) goes there too, and with it.
         bundle_arg = _short_name(Path(path).resolve(), Path(tmp) / "m.tsb")
+        # MICROPYPATH too: a long one crashes it the same way.
         if mpy:
-            env = dict(os.environ, MICROPYPATH=mpy_tree())
+            env = dict(os.environ, MICROPYPATH=_short_name(Path(mpy_tree()), Path(tmp) / "_mpy"))
             script = ["-m", RUNNER.stem]
         else:
-            env = dict(os.environ, MICROPYPATH=f"{REPO_ROOT}:.frozen")
+            env = dict(os.environ, MICROPYPATH=f"{_short_name(REPO_ROOT, Path(tmp) / '_py')}:.frozen")
             script = [_short_name(RUNNER, Path(tmp) / "run.py")]
         cmd = [exe, "-X", f"heapsize={heap}", *script, bundle_arg, inp.name, outp.name, backend or "auto",
                str(lfs_blocks)]

