@@ -25,6 +25,8 @@ import importlib
 from collections import deque
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from tinyseg_mp import compress
 
 from .bundle_writer import Step
@@ -32,7 +34,7 @@ from .graph import DTYPE_SIZES, Graph, Op, Tensor
 from .lower import LOWERINGS, LowerContext, hwc
 from .memplan import MemoryPlan, PlannedBuffer, _align
 from .planner import BestOrderPlanner
-from .quant import resize_nearest_indices
+from .quant import resize_bilinear_axis, resize_nearest_indices
 
 # Ops whose output row y needs an input window of rows (device kernels with
 # the band contract: input ring `in_ring`, first output row `oy0`).
@@ -40,6 +42,9 @@ WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "T
 # Ops whose output row y needs row y of each input (or a broadcast row).
 ROWWISE = ("QUANTIZE", "LOGISTIC", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "DEQUANTIZE", "ADD", "SUB", "MUL",
            "CONCATENATION")
+# Resizes: output row y reads the input rows the host's row table names
+# (read modulo the input ring's depth).
+RESIZES = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
 BAND_CHOICES = (1, 2, 4, 8)
 # Weight blocks of streamed plans: the device's weight buffer is this big
 # (small boards: the buffer counts against the same heap as the arena).
@@ -63,7 +68,7 @@ def data_inputs(graph: Graph, op: Op) -> list[int]:
     if op.kind == "TRANSPOSE_CONV":
         found = [op.inputs[2]]
     elif op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "PAD", "PADV2", "MEAN",
-                     "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"):
+                     "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "RESHAPE", "TRANSPOSE", "ARG_MAX"):
         found = [op.inputs[0]]
     else:
         found = [i for i in op.inputs if i >= 0]
@@ -78,7 +83,7 @@ def streamable(graph: Graph, op: Op) -> bool:
         return False
     if out.dtype == "float32" and op.kind != "DEQUANTIZE":
         return False  # float32 rows: only the DEQUANTIZE of a float-output model
-    if op.kind in WINDOWED or op.kind == "RESIZE_NEAREST_NEIGHBOR":
+    if op.kind in WINDOWED or op.kind in RESIZES:
         return _image(ins[0])
     consts = [graph.tensors[i] for i in op.inputs if i >= 0 and graph.tensors[i].is_const]
     if op.kind == "CONCATENATION" and (consts or op.options.get("axis", -1) not in (-1, 2, 3, -2)):
@@ -176,6 +181,10 @@ def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int
     elif op.kind == "TRANSPOSE_CONV":
         pad, k_h, s, _ = _window(graph, op)
         lo, hi = -((k_h - 1 - y0 - pad) // s), (y1 - 1 + pad) // s
+    elif op.kind == "RESIZE_BILINEAR":
+        rows = resize_bilinear_axis(src.rows, out.shape[1], o.get("align_corners", False),
+                                    o.get("half_pixel_centers", False))[y0:y1]
+        lo, hi = min(r[0] for r in rows), max(r[1] for r in rows)
     elif op.kind == "RESIZE_NEAREST_NEIGHBOR":
         ymap = resize_nearest_indices(src.rows, out.shape[1], o.get("align_corners", False),
                                       o.get("half_pixel_centers", False))
@@ -350,7 +359,7 @@ def split_calls(graph: Graph, calls: list[Call]) -> list[Call]:
     for c in calls:
         cuts = {c.y0, c.y1}
         rings = [c.node.out]
-        if c.node.kind == "op" and c.node.op.kind not in WINDOWED and c.node.op.kind != "RESIZE_NEAREST_NEIGHBOR":
+        if c.node.kind == "op" and c.node.op.kind not in WINDOWED and c.node.op.kind not in RESIZES:
             rings += [r for r in c.node.ins if r.rows > 1]
         for r in rings:
             if r.depth < r.rows:
@@ -456,6 +465,16 @@ def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int
         return [replace(s, params=dict(s.params, in_off=offsets[id(src)], in_ring=src.depth, out_off=out_at,
                                        out_h=y1 - y0, oy0=y0), source=node.name)
                 for s in _whole_steps(graph, op)]
+    if op.kind == "RESIZE_BILINEAR":
+        s = _whole_steps(graph, op)[0]
+        src = node.ins[0]
+        p = s.params
+        rows = np.frombuffer(s.blob[: p["x_off"]], "<i2").reshape(-1, 4)[y0:y1].copy()
+        rows[:, :2] %= src.depth  # source rows as ring slots
+        ytab = rows.tobytes()
+        return [Step("resize_bilinear", dict(p, in_off=offsets[id(src)], in_h=src.depth, out_off=out_at,
+                                             out_h=y1 - y0, x_off=len(ytab)),
+                     ytab + s.blob[p["x_off"] :], source=node.name)]
     if op.kind == "RESIZE_NEAREST_NEIGHBOR":
         s = _whole_steps(graph, op)[0]
         src = node.ins[0]

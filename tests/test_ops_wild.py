@@ -166,15 +166,18 @@ def test_hard_swish_every_value_random_quantisation(tmp_path):
 
 # --- streaming -------------------------------------------------------------
 
-STREAMING_WILD = ["float_io_wild", "hard_swish_wild_img", "sub_wild_const", "sub_wild_pool", "sub_wild_same"]
+STREAMING_WILD = ["float_io_wild", "hard_swish_wild_img", "resize_bilinear_wild_2x", "resize_bilinear_wild_align",
+                  "resize_bilinear_wild_down", "resize_bilinear_wild_half", "resize_bilinear_wild_half_odd",
+                  "sub_wild_const", "sub_wild_pool", "sub_wild_same"]
 
 
 @pytest.mark.parametrize("runtime,backend_name", [("cpython", "numpy"), ("micropython", "viper")])
 @pytest.mark.parametrize("name", STREAMING_WILD)
 def test_row_wise_wild_ops_stream_exactly(tmp_path, name, runtime, backend_name, monkeypatch):
     """SUB, HARD_SWISH and QUANTIZE from float are row-wise
-    (host_tools.streaming.ROWWISE): a budget just under the whole-tensor plan
-    makes them stream, exactly."""
+    (host_tools.streaming.ROWWISE), RESIZE_BILINEAR reads the rows of its
+    table from a ring (streaming.RESIZES): a budget just under the
+    whole-tensor plan makes them stream, exactly."""
     from host_tools.compile import plan_model
 
     skip_unavailable(runtime, backend_name, monkeypatch)
@@ -184,7 +187,7 @@ def test_row_wise_wild_ops_stream_exactly(tmp_path, name, runtime, backend_name,
     assert compiled.chosen.streamed is not None and compiled.chosen.peak <= budget
     streamed_kinds = {n.op.kind for n in compiled.chosen.streamed.nodes
                       if n.kind == "op" and n.band < n.out.rows}
-    assert streamed_kinds & {"SUB", "HARD_SWISH", "QUANTIZE"}, streamed_kinds
+    assert streamed_kinds & {"SUB", "HARD_SWISH", "QUANTIZE", "RESIZE_BILINEAR"}, streamed_kinds
     for x in wild_inputs(model):
         ours, _ = run_bundle(tmp_path / "m.tsb", x, runtime, backend_name)
         assert np.array_equal(ours, tflm(model, x))
