@@ -12,16 +12,39 @@ from ..bundle_writer import Step
 from ..graph import Op
 from ..quant import activation_range, channel_multipliers, compute_padding
 from . import LowerContext, hwc
+from .op_conv2d import pack_weights, requant_table
 
 
-def tconv_blob(weights: np.ndarray, bias: np.ndarray, mult: list[int], shift: list[int]) -> tuple[bytes, int]:
+def phase_blocks(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int],
+                 out_zp: int, lo: int, hi: int, s_h: int, s_w: int) -> bytes:
+    """The Thumb kernel's form of a transpose conv: for each output phase
+    (oy, ox modulo the strides) an ordinary stride-1 conv of the input with
+    the taps of that phase, rows ky ascending, columns kx descending (so input
+    columns ascend), packed as op_conv2d.pack_weights, then its
+    requant_table (the folded bias depends on the phase's taps). Empty when a
+    stride exceeds the kernel (a phase with no taps)."""
+    out_c, k_h, k_w, _ = weights.shape
+    if k_h < s_h or k_w < s_w:
+        return b""
+    blocks = b""
+    for py in range(s_h):
+        for px in range(s_w):
+            sub = weights[:, py::s_h][:, :, px::s_w][:, :, ::-1]
+            wsum = sub.reshape(out_c, -1).astype(np.int64).sum(axis=1)
+            table = requant_table(bias, in_zp, wsum, mult, shift, out_zp, lo, hi)
+            blocks += pack_weights(sub) + table.astype("<i4").tobytes()
+    return blocks
+
+
+def tconv_blob(weights: np.ndarray, bias: np.ndarray, mult: list[int], shift: list[int], thumb: bytes
+               ) -> tuple[bytes, int]:
     """Weights OHWI reordered to (kh, in_c, kw, out_c) int8, so each kernel row
     is one (in_c, kw*out_c) matrix; padded to 4 bytes, then int32 x out_c:
-    bias, multiplier, shift."""
+    bias, multiplier, shift; then the phase blocks of the Thumb kernel."""
     w = np.ascontiguousarray(weights.transpose(1, 3, 2, 0)).astype(np.int8).tobytes()
     w += b"\0" * (-len(w) % 4)
     tables = np.concatenate([bias, np.array(mult), np.array(shift)]).astype("<i4")
-    return w + tables.tobytes(), len(w)
+    return w + tables.tobytes() + thumb, len(w)
 
 
 def lower(ctx: LowerContext, op: Op) -> list[Step]:
@@ -45,7 +68,8 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     bias = bias_t.data.astype(np.int64) if bias_t is not None else np.zeros(out_c, np.int64)
     mult, shift = channel_multipliers(in_scale, w.scale, out_scale, num_channels=out_c)
     lo, hi = activation_range(o.get("activation", "NONE"), out_scale, out_zp, out.dtype)
-    blob, w_bytes = tconv_blob(weights, bias, mult, shift)
+    thumb = phase_blocks(weights, bias, in_zp, mult, shift, out_zp, lo, hi, o["stride_h"], o["stride_w"])
+    blob, w_bytes = tconv_blob(weights, bias, mult, shift, thumb)
     params = dict(
         in_off=ctx.offset(x.index), in_h=in_h, in_w=in_w, in_c=in_c,
         out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,

@@ -39,7 +39,7 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
     if backend.name == "thumb":
         from tinyseg_mp.ops.thumb import conv2d
 
-        conv2d.conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p)
+        conv2d.conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p, prep)
     elif backend.np is None:
         _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, *p)
     else:
@@ -47,7 +47,12 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
 
 
 def prepare(p, blob):
-    """Array path: the weights as (K, out_c), folded bias and requant constants."""
+    """Array path: the weights as (K, out_c), folded bias and requant
+    constants; thumb: the kernel's window state."""
+    if backend.name == "thumb":
+        from tinyseg_mp.ops.thumb import conv2d
+
+        return conv2d.prepare()
     if backend.np is None:
         return None
     np = backend.np

@@ -5,7 +5,8 @@
 # output; here each output row (array path) or pixel (viper path) gathers
 # its contributions, so no such buffer is needed. Sums are identical.
 # Blob: weights int8 as (k_h, in_c, k_w, out_c) (w_bytes, padded to 4), then
-# int32 x out_c each: bias, multiplier, shift.
+# int32 x out_c each: bias, multiplier, shift; then, where no stride exceeds
+# the kernel, the Thumb kernel's phase blocks (ops/thumb/transpose_conv.py).
 # A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
 # input held as a ring of in_ring rows (input row iy at
 # in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is
@@ -24,7 +25,11 @@ PARAMS = (
 
 
 def run(m, p, blob):
-    if backend.np is None:
+    if backend.name == "thumb" and thumb_bytes(p):
+        from tinyseg_mp.ops.thumb import transpose_conv
+
+        transpose_conv.run(m.arena, blob, p)
+    elif backend.np is None:
         _tconv_viper(m.arena, blob, *p)
     else:
         _tconv_array(m, p, blob)
@@ -168,6 +173,17 @@ def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_
                 by += 1
 
 
+def thumb_bytes(p):
+    """Bytes of the phase blocks: every tap once, packed in groups of 8
+    output channels, and a 10-int32 table per channel of each group for each
+    of the s_h * s_w phases; none where a stride exceeds the kernel."""
+    k_h, k_w, s_h, s_w = p[8], p[9], p[10], p[11]
+    if k_h < s_h or k_w < s_w:
+        return 0
+    groups = (p[7] + 7) >> 3
+    return groups * 8 * k_h * k_w * p[3] + s_h * s_w * groups * 320
+
+
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
     from tinyseg_mp import bundle as b
@@ -184,4 +200,4 @@ def check(p, raw, m):
     w = p[8] * p[9] * p[3] * p[7]
     if p[18] < w or p[18] & 3:
         b.bad(m, p, 18, "is not the weights' %d bytes padded to 4" % w)
-    b.need_blob(m, p, raw, p[18] + 12 * p[7])
+    b.need_blob(m, p, raw, p[18] + 12 * p[7] + thumb_bytes(p))

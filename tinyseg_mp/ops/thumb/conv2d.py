@@ -47,27 +47,28 @@ def _addr(r0):
 @micropython.asm_thumb
 def _xor_copy(r0, r1, r2):
     # r0: destination address, r1: source address, r2: byte count.
-    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8).
+    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8): a word at a
+    # time when both addresses and the count are multiples of 4.
     mov(r3, 0x80)
-    label(quad)
-    cmp(r2, 4)
-    blt(single)
-    ldrb(r4, [r1, 0])
+    mov(r4, r0)
+    orr(r4, r1)
+    orr(r4, r2)
+    lsl(r4, r4, 30)
+    bne(single)
+    lsl(r4, r3, 8)
+    orr(r3, r4)
+    lsl(r4, r3, 16)
+    orr(r3, r4)
+    label(word)
+    cmp(r2, 0)
+    beq(done)
+    ldr(r4, [r1, 0])
     eor(r4, r3)
-    strb(r4, [r0, 0])
-    ldrb(r4, [r1, 1])
-    eor(r4, r3)
-    strb(r4, [r0, 1])
-    ldrb(r4, [r1, 2])
-    eor(r4, r3)
-    strb(r4, [r0, 2])
-    ldrb(r4, [r1, 3])
-    eor(r4, r3)
-    strb(r4, [r0, 3])
+    str(r4, [r0, 0])
     add(r0, 4)
     add(r1, 4)
     sub(r2, 4)
-    b(quad)
+    b(word)
     label(single)
     cmp(r2, 0)
     beq(done)
@@ -83,14 +84,28 @@ def _xor_copy(r0, r1, r2):
 
 @micropython.asm_thumb
 def _fill(r0, r1, r2):
-    # r0: address, r1: byte count, r2: byte value.
-    label(loop)
+    # r0: address, r1: byte count, r2: byte value. Words while the address
+    # is aligned and 4 or more bytes remain.
+    lsl(r3, r2, 8)
+    orr(r2, r3)
+    lsl(r3, r2, 16)
+    orr(r2, r3)
+    lsl(r3, r0, 30)
+    bne(single)
+    label(word)
+    cmp(r1, 4)
+    blt(single)
+    str(r2, [r0, 0])
+    add(r0, 4)
+    sub(r1, 4)
+    b(word)
+    label(single)
     cmp(r1, 0)
     beq(done)
     strb(r2, [r0, 0])
     add(r0, 1)
     sub(r1, 1)
-    b(loop)
+    b(single)
     label(done)
 
 
@@ -433,9 +448,68 @@ def _conv_row(r0):
     pop({r0})
 
 
-def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p):
-    """Output rows oy0..oy1-1 of a conv2d step, as op_conv2d.conv_rows."""
-    global _win, _segs
+def window(rows, wide, fill):
+    """The address of a window of `rows` rows of `wide` bytes, all `fill`."""
+    global _win
+    if len(_win) < rows * wide:
+        _win = None
+        _win = bytearray(rows * wide)
+    at = _addr(_win)
+    _fill(at, rows * wide, fill)
+    return at
+
+
+def load_row(dst, src, n, fill, present):
+    """Window row bytes at address dst: n input bytes from address src as
+    x + 128, or, for a row outside the input, the zero point `fill`."""
+    if present:
+        _xor_copy(dst, src, n)
+    else:
+        _fill(dst, n, fill)
+
+
+def setup(pix_step, nseg, run, out_step):
+    """The geometry of the next row() calls: nseg segments (their offsets
+    from a pixel's first tap go in segments()) of `run` input bytes each."""
+    global _segs
+    if len(_segs) < nseg:
+        _segs = array("i", bytes(4 * nseg))
+    p = _p
+    p[_PIX_STEP] = pix_step
+    p[_SEG0] = _addr(_segs)
+    p[_SEG_END] = p[_SEG0] + 4 * nseg
+    p[_MAIN8] = 8 * (run & ~3)
+    p[_TAIL8] = 8 * (run & 3)
+    p[_OUT_STEP] = out_step
+
+
+def segments():
+    return _segs
+
+
+def row(pix, npix, wbase, tbase, outp, lanes):
+    """npix output pixels of one group of output channels: the first pixel's
+    taps from window address pix, weights at wbase, requantisation table at
+    tbase, outputs (lanes channels each) from address outp."""
+    p = _p
+    p[_PIX] = pix
+    p[_NPIX] = npix
+    p[_WBASE] = wbase
+    p[_TBASE] = tbase
+    p[_OUTP] = outp
+    p[_NLANES] = lanes
+    _conv_row(p)
+
+
+def prepare():
+    """State kept over conv_rows calls of one step (op_conv2d.prepare): which
+    input row each window row holds, so later rows reuse the window."""
+    return [None] * 16
+
+
+def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p, held=None):
+    """Output rows oy0..oy1-1 of a conv2d step, as op_conv2d.conv_rows;
+    `held` from prepare() carries the window over calls of one step."""
     (_, in_h, in_w, in_c, _, _, out_w, out_c, k_h, k_w,
      s_h, s_w, d_h, d_w, pad_t, pad_l, in_zp, _, _, _, w_bytes, co0, out_stride, _, _) = p
     if d_w == 1:  # a window row's k_w taps are one run of k_w * in_c bytes
@@ -445,26 +519,19 @@ def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p):
     k = nseg * run
     row_bytes = in_w * in_c
     wide = max((out_w - 1) * s_w + (k_w - 1) * d_w + 1, pad_l + in_w) * in_c
-    if len(_win) < k_h * wide:
-        _win = None
-        _win = bytearray(k_h * wide)
-    if len(_segs) < nseg:
-        _segs = array("i", bytes(4 * nseg))
     fill = (in_zp ^ 0x80) & 0xFF
-    win = _addr(_win)
-    _fill(win, k_h * wide, fill)
-    held = [None] * k_h  # the input row each window row holds
+    if held is None or k_h > len(held):
+        held = [None] * k_h  # the input row each window row holds
+    if held[0] is None:
+        win = window(k_h, wide, fill)
+    else:
+        win = _addr(_win)
+    setup(s_w * in_c, nseg, run, out_stride)
+    segs = _segs
     data = _addr(src) + row_base
     blob_at = _addr(blob)
-    out_row = _addr(arena) + out_at + co0
-    p_ = _p
-    p_[_PIX_STEP] = s_w * in_c
-    p_[_SEG0] = _addr(_segs)
-    p_[_SEG_END] = p_[_SEG0] + 4 * nseg
-    p_[_MAIN8] = 8 * (run & ~3)
-    p_[_TAIL8] = 8 * (run & 3)
-    p_[_OUT_STEP] = out_stride
     tables = blob_at + w_bytes + 16 * out_c
+    out_row = _addr(arena) + out_at + co0
     for oy in range(oy0, oy1):
         for ky in range(k_h):
             iy = oy * s_h + ky * d_h - pad_t
@@ -472,21 +539,12 @@ def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p):
             at = slot * wide
             if held[slot] != iy:
                 held[slot] = iy
-                if 0 <= iy < in_h:
-                    _xor_copy(win + at + pad_l * in_c, data + (iy % ring) * row_bytes, row_bytes)
-                else:
-                    _fill(win + at + pad_l * in_c, row_bytes, fill)
+                load_row(win + at + pad_l * in_c, data + (iy % ring) * row_bytes, row_bytes, fill, 0 <= iy < in_h)
             if d_w == 1:
-                _segs[ky] = at
+                segs[ky] = at
             else:
                 for kx in range(k_w):
-                    _segs[ky * k_w + kx] = at + kx * d_w * in_c
+                    segs[ky * k_w + kx] = at + kx * d_w * in_c
         for g in range(0, out_c, 8):
-            p_[_PIX] = win
-            p_[_NPIX] = out_w
-            p_[_WBASE] = blob_at + g * k
-            p_[_TBASE] = tables + g * 40
-            p_[_OUTP] = out_row + g
-            p_[_NLANES] = min(8, out_c - g)
-            _conv_row(p_)
+            row(win, out_w, blob_at + g * k, tables + g * 40, out_row + g, min(8, out_c - g))
         out_row += out_w * out_stride
