@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from . import tflite_import
 from .lifetimes import tensor_lifetimes
 from .macs import graph_macs
-from .report import flash_report, plan_report, plot_timeline
+from .report import flash_report, plan_report, plot_plan
 from .tflm_baseline import tflm_plan
 
 if TYPE_CHECKING:
@@ -113,8 +113,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         report["spills"] = report["streaming"]["spills"]
         report["flash"] = flash_report([r.rows * r.row_bytes for r in sp.spills],
                                        sum(r.rows * compress.bound(r.row_bytes) for r in sp.spills), board)
-    if args.plot and not sp:
-        plot_timeline(graph, opt.plan, args.plot, baseline_bytes=baseline.arena_head, spills=opt.spills)
+    if args.plot:
+        from pathlib import Path
+
+        plot_plan(chosen, args.plot, f"{Path(args.model).name}" + (f" on {board.name}" if board else "")
+                  + (" (band-streamed)" if sp else ""), baseline_bytes=baseline.arena_head)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()
@@ -151,7 +154,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
               + (f" bytes; each fits one block of {board.max_alloc_bytes:,d} (max_alloc_bytes)"
                  if board and not too_big else " bytes"))
         if args.plot:
-            print(f"  timeline written to {args.plot}" if not sp else "  (no timeline for band-streamed plans)")
+            print(f"  timeline written to {args.plot}")
     if too_big:
         print(f"tinyseg: error: {too_big}", file=sys.stderr)
         return 3
@@ -242,6 +245,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .runner import HeapTooSmall, RunError, find_min_heap, parse_size, run_bundle
 
+    if args.runtime == "pico":
+        return _run_pico(args)
     try:
         _check_out_file(args.output, "--output")
         _check_out_file(args.stats, "--stats")
@@ -272,6 +277,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.min_heap:
         print(f"smallest MicroPython heap that ran: {stats['min_heap_bytes']:,d} bytes "
               f"(to 1 KiB, passed twice): --heap {stats['min_heap_bytes'] // 1024}K")
+    return 0
+
+
+def _run_pico(args: argparse.Namespace) -> int:
+    """`tinyseg run --runtime pico`: one inference on the virtual Pico (host_tools/pico.py)."""
+    import numpy as np
+
+    from tinyseg_mp.bundle import BundleError
+
+    from . import pico
+    from .runner import RunError
+
+    try:
+        _check_out_file(args.output, "--output")
+        _check_out_file(args.stats, "--stats")
+        pico.require(args.firmware)
+        x = _load_input(args.input)
+        y, stats = pico.run_pico(args.bundle, x, args.backend, args.firmware, probe=args.probe)
+        if args.min_heap:
+            _progress_run("bisecting a ballast before import, one boot per try ...")
+            stats.update(pico.min_heap(args.bundle, x, args.backend, args.firmware, hint=stats["lowest_free_bytes"],
+                                       progress=_progress_run))
+        _write_file(args.output, lambda f: np.save(f, y))
+        if args.stats:
+            _write_file(args.stats, lambda f: f.write(json.dumps(stats, indent=1).encode()))
+    except (RunError, BundleError, ValueError, OSError) as exc:
+        print(f"tinyseg: error: {str(exc).strip()}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: {y.dtype} {list(y.shape)}; virtual Pico ({stats['firmware']} firmware), "
+          f"backend {stats['backend']}")
+    print(f"  {stats['seconds']:.4f} s per inference at 125 MHz ({stats['cycles']:,d} cycles between the marks "
+          f"around run())")
+    print(f"  free heap: {stats['free_at_boot']:,d} bytes at boot, {stats['free_after_load']:,d} after load")
+    if stats["lowest_free_bytes"] is not None:
+        print(f"  lowest free heap during the run: {stats['lowest_free_bytes']:,d} bytes (largest ballast with which "
+              f"load + run still complete, to {stats['probe_resolution']:,d} bytes)")
+    print(f"  flash per inference: {stats['flash_erases']} erases, {stats['flash_programs']} programs, "
+          f"{stats['flash_write_bytes']:,d} spill bytes written")
+    if args.min_heap:
+        print(f"  smallest heap the run completes in: {stats['min_heap_bytes']:,d} bytes free at boot (ballast "
+              f"{stats['ballast_bytes']:,d} of {stats['free_at_boot']:,d}, to {stats['resolution']:,d} bytes, "
+              f"{stats['tries']} boots, re-checked)")
     return 0
 
 
@@ -379,9 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="a .tsb bundle")
     p.add_argument("--input", required=True, metavar="IN.npy", help="input array in the model's layout and dtype")
     p.add_argument("--output", required=True, metavar="OUT.npy", help="where to save the raw output array")
-    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
-                   help="run in this process (cpython) or in the MicroPython unix port (default: cpython)")
-    p.add_argument("--backend", choices=("numpy", "ulab", "viper"),
+    p.add_argument("--runtime", choices=("cpython", "micropython", "pico"), default="cpython",
+                   help="run in this process (cpython), in the MicroPython unix port, or on the virtual Pico: real "
+                        "RP2040 firmware in ../shared/pico_emu, runtime as deployed (default: cpython)")
+    p.add_argument("--firmware", default="stock", metavar="stock|ulab|FILE",
+                   help="pico: the firmware image (stock, stock + ulab, or a .bin/.uf2/.elf file; default stock)")
+    p.add_argument("--probe", type=int, default=0, metavar="BYTES",
+                   help="pico: also measure the lowest free heap during the run to BYTES, by bisecting a ballast "
+                        "(one extra run per try, same boot; e.g. 1024)")
+    p.add_argument("--backend", choices=("numpy", "ulab", "viper", "thumb"),
                    help="force a kernel family (default: the fastest the runtime has)")
     p.add_argument("--micropython", metavar="EXE", help="MicroPython executable (default: the one of the test extra)")
     p.add_argument("--heap", default="512K", metavar="BYTES", help="MicroPython heap size, e.g. 256K (default 512K)")
@@ -391,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unix port: put spill files on a littlefs image of N 4 KB blocks (default: host files)")
     p.add_argument("--stats", metavar="STATS.json", help="write latency, heap peak and flash traffic as JSON")
     p.add_argument("--min-heap", action="store_true",
-                   help="also find the smallest MicroPython heap the run fits in (bisection; several runs)")
+                   help="also find the smallest MicroPython heap the run fits in (bisection; several runs; "
+                        "pico: a ballast allocated before import, one boot per try)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="measure latency, memory and flash traffic per model",

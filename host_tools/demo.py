@@ -98,7 +98,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     from .compile import BudgetError, compile_model
     from .memplan import plan_memory
     from .optimize import optimize
-    from .report import plot_timeline
+    from .report import plot_plan
     from .runner import RunError, bundle_info, find_micropython, find_min_heap, run_bundle
     from .tflm_baseline import tflm_plan
 
@@ -207,8 +207,8 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
             plt.imsave(out_dir / name, big(pic))
             files.append(out_dir / name)
     timeline = out_dir / "memory_timeline.png"
-    plot_timeline(compiled.optimized.graph, compiled.plan, timeline, title=f"{model.name} on {prof.name}",
-                  baseline_bytes=tflm, spills=compiled.optimized.spills)
+    # A band-streamed plan gets its own chart (its buffers live over band calls, not op steps).
+    plot_plan(compiled.chosen, timeline, title=f"{model.name} on {prof.name}", baseline_bytes=tflm)
     files.append(timeline)
     result["files"] = [str(f) for f in files]
     result["seconds"] = round(time.perf_counter() - t_start, 1)

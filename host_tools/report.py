@@ -94,8 +94,86 @@ def _short(name: str) -> str:
     return "/".join(parts[1:] if len(parts) > 2 else parts)[:32]
 
 
+def _bytes_axis(ax) -> None:
+    """The y axis in bytes with thousands separators, as the terminal prints them."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylabel("live bytes")
+
+
+STREAM_KINDS = ("whole tensors", "ring buffers (rows of streamed tensors)", "spill row buffers",
+                "fetch buffers (spilled rows read back)", "kernel scratch")
+
+
+def stream_timeline_layers(sp: StreamPlan) -> dict[str, list[int]]:
+    """What the arena holds at each band call of a streamed plan, by kind of
+    buffer (STREAM_KINDS): live bytes per call. They add up to the plan's
+    live_bytes at every call."""
+    spilled = {r.tensor for r in sp.spills}
+
+    def kind(b) -> str:
+        if "scratch" in b.name:
+            return STREAM_KINDS[4]
+        if b.name.startswith("fetch"):
+            return STREAM_KINDS[3]
+        if "rows)" in b.name:
+            return STREAM_KINDS[1]
+        return STREAM_KINDS[2] if b.tensor in spilled else STREAM_KINDS[0]
+
+    layers = {k: [0] * len(sp.calls) for k in STREAM_KINDS}
+    for b in sp.plan.buffers:
+        row = layers[kind(b)]
+        for c in range(b.first, b.last + 1):
+            row[c] += b.size
+    return layers
+
+
+def plot_stream_timeline(sp: StreamPlan, path: str | Path, title: str = "", baseline_bytes: int | None = None,
+                         budget: int | None = None) -> None:
+    """A band-streamed plan's memory over its schedule, as a PNG: what the
+    rings, spill slots, fetch buffers, scratch and whole tensors hold at each
+    band call, the board's budget and the planned peak as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = {k: v for k, v in stream_timeline_layers(sp).items() if any(v)}
+    colors = {k: plt.get_cmap("Set2")(i) for i, k in enumerate(STREAM_KINDS)}
+    fig, ax = plt.subplots(figsize=(10, 5))
+    x = range(len(sp.calls))
+    ax.stackplot(x, list(layers.values()), labels=list(layers), colors=[colors[k] for k in layers], step="post")
+    if budget:
+        ax.axhline(budget, color="tab:red", linestyle="--", label=f"budget {budget:,d} bytes")
+    ax.axhline(sp.peak, color="black", linestyle=":", label=f"planned peak {sp.peak:,d} bytes")
+    if baseline_bytes and baseline_bytes <= 2 * max(sp.peak, budget or 0):
+        ax.axhline(baseline_bytes, color="tab:purple", linestyle="-.", label=f"TFLite Micro arena {baseline_bytes:,d} bytes")
+    elif baseline_bytes:
+        ax.plot([], [], " ", label=f"TFLite Micro arena {baseline_bytes:,d} bytes (off the chart)")
+    _bytes_axis(ax)
+    ax.set_ylim(0, max(sp.peak, budget or 0) * 1.15)
+    ax.set_xlim(0, len(sp.calls))
+    ax.set_xlabel(f"band calls in schedule order ({len(sp.calls):,d}; each streamed op runs once per band of "
+                  f"{sp.band} row(s))")
+    ax.set_title(title or "band-streamed memory timeline")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_plan(chosen, path: str | Path, title: str = "", baseline_bytes: int | None = None) -> None:
+    """The memory timeline of a compile.Plan, streamed or whole tensors."""
+    budget = chosen.optimized.budget
+    if chosen.streamed:
+        plot_stream_timeline(chosen.streamed, path, title, baseline_bytes, budget)
+    else:
+        opt = chosen.optimized
+        plot_timeline(opt.graph, opt.plan, path, title, baseline_bytes, opt.spills, budget)
+
+
 def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str = "",
-                  baseline_bytes: int | None = None, spills: list | None = None) -> None:
+                  baseline_bytes: int | None = None, spills: list | None = None, budget: int | None = None) -> None:
     """Live bytes per op step, each large buffer a stacked band, as a PNG."""
     import matplotlib
 
@@ -106,26 +184,27 @@ def plot_timeline(graph: Graph, plan: MemoryPlan, path: str | Path, title: str =
     fig, ax = plt.subplots(figsize=(max(8, steps * 0.25), 5))
     big = sorted(plan.buffers, key=lambda b: -b.size)[:12]
     rest = [b for b in plan.buffers if b not in big]
-    layers = [[b.size / 1024 if b.first <= s <= b.last else 0 for s in range(steps)] for b in big]
-    labels = [f"{_short(b.name)} ({b.size / 1024:.1f} KiB)" for b in big]
-    layers.append([sum(b.size for b in rest if b.first <= s <= b.last) / 1024 for s in range(steps)])
+    layers = [[b.size if b.first <= s <= b.last else 0 for s in range(steps)] for b in big]
+    labels = [f"{_short(b.name)} ({b.size:,d} B)" for b in big]
+    layers.append([sum(b.size for b in rest if b.first <= s <= b.last) for s in range(steps)])
     labels.append("other buffers")
     colors = [plt.get_cmap("tab20")(i % 20) for i in range(len(layers) - 1)] + ["lightgrey"]
     ax.stackplot(range(steps), layers, labels=labels, step="mid", colors=colors)
     if baseline_bytes:
-        ax.axhline(baseline_bytes / 1024, color="red", linestyle="--", label=f"TFLite Micro arena {baseline_bytes / 1024:.1f} KiB")
-    ax.axhline(plan.peak / 1024, color="black", linestyle=":", label=f"planned peak {plan.peak / 1024:.1f} KiB")
+        ax.axhline(baseline_bytes, color="tab:purple", linestyle="-.", label=f"TFLite Micro arena {baseline_bytes:,d} bytes")
+    if budget:
+        ax.axhline(budget, color="tab:red", linestyle="--", label=f"budget {budget:,d} bytes")
+    ax.axhline(plan.peak, color="black", linestyle=":", label=f"planned peak {plan.peak:,d} bytes")
     for s in spills or []:
         spill_step, fetch_step = s.steps(graph)
         ax.axvspan(spill_step + 0.5, fetch_step - 0.5, color="grey", alpha=0.12)
-        ax.text(spill_step + 0.6, plan.peak / 1024 * 0.95, f"in flash: {_short(graph.tensors[s.tensor].name)}",
+        ax.text(spill_step + 0.6, plan.peak * 0.95, f"in flash: {_short(graph.tensors[s.tensor].name)}",
                 fontsize=6, rotation=90, va="top")
-    ax.set_xlabel("op step")
-    ax.set_ylabel("live KiB")
+    ax.set_xlabel("op (numbered as in the .tflite file)")
+    _bytes_axis(ax)
     ax.set_xticks(range(steps))
-    ax.set_xticklabels([op.kind.replace("_", " ").lower()[:14] for op in graph.ops], rotation=90, fontsize=6)
+    ax.set_xticklabels([op.label.lower() for op in graph.ops], rotation=90, fontsize=6)
     ax.set_title(title or f"{graph.name}: memory timeline")
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -450,3 +450,21 @@ def test_interrupted_cpython_run_leaves_no_spill_file(monkeypatch, spilled):
     with pytest.raises(KeyboardInterrupt):
         run_bundle(spilled, np.load(spilled.with_name("in.npy")), "cpython", "numpy")
     assert glob.glob(pattern) == []
+
+
+# 11. A memory timeline for band-streamed plans too.
+def test_streamed_plan_draws_its_timeline(capsys, tmp_path):
+    from host_tools.compile import plan_model
+    from host_tools.report import STREAM_KINDS, stream_timeline_layers
+
+    sp = plan_model(model_path("ops_zoo_a"), 8000).streamed
+    assert sp is not None
+    layers = stream_timeline_layers(sp)
+    assert list(layers) == list(STREAM_KINDS)
+    live = sp.plan.live_bytes(len(sp.calls))
+    assert [sum(v[c] for v in layers.values()) for c in range(len(sp.calls))] == list(live)
+    assert max(layers["ring buffers (rows of streamed tensors)"]) > 0
+    png = tmp_path / "t.png"
+    rc, out, _ = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--budget", "8000", "--plot", png)
+    assert rc == 0 and "band-streamed" in out and f"timeline written to {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
