@@ -1,4 +1,4 @@
-"""DEPTHWISE_CONV_2D, TRANSPOSE_CONV, MAX_POOL_2D, AVERAGE_POOL_2D and MEAN
+"""CONV_2D, FULLY_CONNECTED, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, MAX_POOL_2D, AVERAGE_POOL_2D and MEAN
 against TFLite Micro, bit for bit, on every backend.
 
 The models are tiny single-op (one two-op) int8 files built by
@@ -20,6 +20,16 @@ OPS_DIR = REPO / "tests" / "fixtures" / "ops"
 ULAB_STANDIN = REPO / "tests" / "ulab_standin"
 
 MODELS = [
+    # CONV_2D: stride 2 and (2, 1), dilation (SAME and VALID), odd and partial
+    # groups of 8 output channels, 1x1, 5x3 and 2x3 filters, RELU/RELU6, no bias;
+    # FULLY_CONNECTED after a flatten
+    "conv_3x3_s2_same_c13",
+    "conv_5x3_d2_valid",
+    "conv_3x3_d2_same_c6",
+    "conv_1x1_c20",
+    "conv_3x3_valid_relu6",
+    "conv_2x3_s21_same_nobias",
+    "fc_flatten",
     # DEPTHWISE_CONV_2D: stride 1/2, SAME/VALID, depth multiplier 1/2/3, dilation, fused RELU6, no bias
     "dwconv_3x3_s1_same_relu6",
     "dwconv_3x3_s2_valid_dm2",

@@ -63,7 +63,7 @@ def prepare(p, blob):
     for g in range(0, out_c, 8):
         u = np.frombuffer(blob[g * k : (g + 8) * k], dtype=np.uint8) ^ 128
         groups.append(np.frombuffer(u.tobytes(), dtype=np.int8).reshape((k, 8))[:, : min(8, out_c - g)])
-    weights = groups[0] if len(groups) == 1 else np.concatenate(groups, axis=1)
+    weights = groups[0] if len(groups) == 1 else np.concatenate(tuple(groups), axis=1)
     q = common.channel_requant(common.i32_floats(blob, w_bytes + 8 * out_c, out_c),
                                common.i32_floats(blob, w_bytes + 12 * out_c, out_c))
     return weights, common.i32_floats(blob, w_bytes, out_c), q
