@@ -90,3 +90,14 @@ def test_installed_wheel_runs_a_bundle_in_the_unix_port(installed, tmp_path):
                   "--runtime", "micropython")
     assert res.returncode == 0, res.stderr
     assert np.load(tmp_path / "o.npy").shape == (1, 4, 4, 4)
+
+
+def test_installed_wheel_runs_the_demo(installed, tmp_path):
+    # The README's main job, from the wheel: its model, its board profile, its runtime.
+    _, target = installed
+    res = tinyseg(target, tmp_path, "demo", "--out", "demo")
+    assert res.returncode == 0, res.stderr
+    pictures = sorted(p.name for p in (tmp_path / "demo").glob("*.png"))
+    assert pictures == ["memory_timeline.png"] + [f"sample{i}_{k}.png" for i in range(4) for k in ("input", "overlay")]
+    if micropython_exe() is not None:
+        assert res.stdout.count("output equal to the host's") == 4, res.stdout
