@@ -364,6 +364,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .segment import read_picture, segment_picture
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file of that name exists; give a folder")
+    read_picture(args.picture)  # a bad picture is refused before compiling
+    bundle = args.bundle
+    if bundle is None:
+        from .compile import compile_model
+        from .demo import MODEL
+
+        out.mkdir(parents=True, exist_ok=True)
+        bundle = out / "model.tsb"
+        compile_model(MODEL, bundle)
+        print(f"compiled the bundled model ({MODEL.name}) into {bundle}")
+    r = segment_picture(args.picture, bundle, out)
+    print(f"{args.picture}: {r['picture_size'][0]}x{r['picture_size'][1]} resized to {r['model_size'][0]}x"
+          f"{r['model_size'][1]}; {100 * r['mask_fraction']:.1f}% of the pixels in the mask "
+          f"({r['latency_ms']:.0f} ms, {r['backend']})")
+    print(f"  wrote {r['mask']} and {r['overlay']}")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -462,6 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default="rp2040", help="board to compile for (default rp2040)")
     p.add_argument("--out", default="tinyseg-demo", metavar="DIR", help="output folder (default ./tinyseg-demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("segment", help="segment a picture of your own (PNG, JPEG) and write its mask and overlay",
+                       description="Run one picture through a bundle on the host runtime, as the board demo does "
+                                   "(resized to the model's input, mask = last output channel over the midpoint of "
+                                   "its 8-bit range), and write NAME_mask.png and NAME_overlay.png.")
+    p.add_argument("picture", help="an image file: PNG, JPEG, BMP, ...")
+    p.add_argument("--bundle", metavar="MODEL.tsb", help="bundle to run (default: the bundled model, compiled "
+                                                         "into OUT/model.tsb)")
+    p.add_argument("--out", default="tinyseg-segment", metavar="DIR", help="output folder (default ./tinyseg-segment)")
+    p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("deploy", help="copy the runtime, a bundle and the board's demo to a board with mpremote",
                        description="Copy tinyseg_mp (precompiled with mpy-cross when available), the bundle and "

@@ -113,7 +113,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     bundle = out_dir / "model.tsb"
     progress(f"[1/5] compiling {model.name} for {prof.name} (arena budget {prof.budget:,d} bytes) ...")
     try:
-        compiled = compile_model(model, bundle, prof.budget)
+        compiled = compile_model(model, bundle, prof.budget, max_alloc=prof.max_alloc_bytes)
         fits = True
     except BudgetError:
         best = optimize(tflite_import.load(model), prof.budget).plan.peak  # the smallest peak spilling reaches
@@ -122,8 +122,9 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
         compiled = compile_model(model, bundle, best)
         fits = False
     info = bundle_info(bundle)
-    result.update(bundle=str(bundle), bundle_bytes=compiled.bundle_bytes, fits_budget=fits,
-                  spills=[compiled.optimized.graph.tensors[s.tensor].name for s in compiled.optimized.spills])
+    spilled = ([r.name for r in compiled.chosen.streamed.spills] if compiled.chosen.streamed else
+               [compiled.optimized.graph.tensors[s.tensor].name for s in compiled.optimized.spills])
+    result.update(bundle=str(bundle), bundle_bytes=compiled.bundle_bytes, fits_budget=fits, spills=spilled)
 
     # 2. memory table
     progress("[2/5] planning memory: TFLite Micro vs tinyseg ...")
@@ -138,10 +139,14 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
              + (f", {len(result['spills'])} tensor(s) spilled to flash" if result["spills"] else ""))
     progress(f"    {prof.name + ' budget':30s} {prof.budget:9,d} bytes  "
              f"({'fits' if fits else 'does NOT fit'}; bundle {compiled.bundle_bytes:,d} bytes)")
+    progress("    (head: the tensor arena TFLite Micro's RecordingMicroAllocator reports for the same model;"
+             " its tail, persistent structures, comes on top)")
 
     # 3. host runtime
     images, truth, source = sample_images()
     progress(f"[3/5] running {len(images)} sample images ({source}) on the host runtime ...")
+    progress("  the model segments the red-orange target shapes from a cluttered background; pixel accuracy "
+             "compares its mask with the sample's true mask (sample_masks.npy)")
     samples = []
     outputs = []
     for i, img in enumerate(images):
@@ -170,7 +175,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
         progress(f"[4/5] skipping the virtual board: {exc}")
     result["virtual_board"] = None
     if have_unix:
-        lfs_blocks = prof.fs_bytes // prof.flash_block_bytes if compiled.optimized.spills else 0
+        lfs_blocks = prof.fs_bytes // prof.flash_block_bytes if compiled.spill_count else 0
         progress(f"[4/5] running on the virtual board: MicroPython unix port, viper kernels, "
                  f"{heap // 1024} KB heap{', spill file on a littlefs RAM disk' if lfs_blocks else ''} ...")
         x0 = _model_input(images[0], info)
@@ -193,6 +198,8 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
             progress(f"  sample {i}: {stats['latency_ms']:.0f} ms, {stats['flash_write_bytes']:,d} bytes spilled "
                      f"to flash, output {'equal to' if same else 'DIFFERENT from'} the host's")
         result["virtual_board"] = vb
+        if lfs_blocks:
+            progress("  (bytes spilled differ per sample: spilled rows are compressed, and how far depends on the image)")
 
     # 5. pictures
     progress("[5/5] writing pictures ...")
@@ -203,9 +210,19 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
         mask = mask_of(outputs[i], info["output"]["dtype"])
         mask = mask[(np.arange(rgb.shape[0]) * mask.shape[0]) // rgb.shape[0]][:, (np.arange(rgb.shape[1]) * mask.shape[1]) // rgb.shape[1]]
         big = lambda a: np.repeat(np.repeat(a, SCALE, 0), SCALE, 1)  # noqa: E731
-        for name, pic in ((f"sample{i}_input.png", rgb), (f"sample{i}_overlay.png", tint(rgb, mask))):
-            plt.imsave(out_dir / name, big(pic))
-            files.append(out_dir / name)
+        plt.imsave(out_dir / f"sample{i}_input.png", big(rgb))
+        files.append(out_dir / f"sample{i}_input.png")
+        # The overlay says what it shows.
+        h, w = rgb.shape[:2]
+        fig = plt.figure(figsize=(w * SCALE / 100, h * SCALE / 100 + 0.4), dpi=100)
+        ax = fig.add_axes((0, 0, 1, h * SCALE / (h * SCALE + 40)))
+        ax.imshow(big(tint(rgb, mask)), interpolation="nearest")
+        ax.axis("off")
+        fig.suptitle(f"sample {i}: cyan = the model's mask of the\nred-orange targets, "
+                     f"{100 * samples[i]['mask_fraction']:.1f}% of the pixels", fontsize=7, y=0.995)
+        fig.savefig(out_dir / f"sample{i}_overlay.png")
+        plt.close(fig)
+        files.append(out_dir / f"sample{i}_overlay.png")
     timeline = out_dir / "memory_timeline.png"
     # A band-streamed plan gets its own chart (its buffers live over band calls, not op steps).
     plot_plan(compiled.chosen, timeline, title=f"{model.name} on {prof.name}", baseline_bytes=tflm)
@@ -215,5 +232,37 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     progress(f"wrote {len(files)} pictures to {out_dir}/:")
     for f in files:
         progress(f"  {f}")
+    _summary(progress, result, prof, compiled, bundle)
     progress(f"done in {result['seconds']:.1f} s")
     return result
+
+
+def _summary(progress, result: dict, prof: Board, compiled, bundle: Path) -> None:
+    """One table: will this run on the board, and how fast, from the figures measured above."""
+    from .compile import runtime_buffers
+
+    def span(values, fmt):
+        lo, hi = min(values), max(values)
+        return fmt(lo) if lo == hi else f"{fmt(lo)}..{fmt(hi)}"
+
+    largest = max(runtime_buffers(compiled.chosen, compiled.steps).values())
+    rows = [("arena planned / budget", f"{result['peak_bytes']:,d} / {prof.budget:,d} bytes: "
+                                         + ("fits" if result["fits_budget"] else "does NOT fit")),
+            ("largest buffer / max alloc", f"{largest:,d} / {prof.max_alloc_bytes:,d} bytes: "
+                                             + ("fits" if largest <= prof.max_alloc_bytes else "does NOT fit")),
+            ("bundle on the board's flash", f"{result['bundle_bytes']:,d} bytes"),
+            ("host runtime, per frame", span([s["host_ms"] for s in result["samples"]], lambda v: f"{v:,.0f}")
+             + f" ms ({result['samples'][0]['host_backend']}, this machine)")]
+    vb = result.get("virtual_board")
+    if vb:
+        rows.append(("unix port (viper), per frame", span([r["ms"] for r in vb["runs"]], lambda v: f"{v:,.0f}")
+                     + " ms (this machine; a board is slower)"))
+        rows.append(("unix-port heap it ran in", f"{vb['heap_bytes']:,d} bytes (64-bit: a board needs less)"))
+        if result["spills"]:
+            rows.append(("flash written per frame", span([r["flash_write_bytes"] for r in vb["runs"]],
+                                                          lambda v: f"{v:,d}") + " bytes (compressed rows)"))
+    progress(f"will it run on {prof.name}? (measured above)")
+    for k, v in rows:
+        progress(f"  {k:30s} {v}")
+    progress(f"the bundle is {bundle}; to put it on a board: tinyseg deploy {bundle} --board {prof.name} "
+             "(--dry-run prints the mpremote commands)")

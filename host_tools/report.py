@@ -1,6 +1,7 @@
 """Plan reports: the JSON object of `tinyseg plan --json` and the timeline PNG."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .boards import Board
@@ -102,24 +103,25 @@ def _bytes_axis(ax) -> None:
     ax.set_ylabel("live bytes")
 
 
-STREAM_KINDS = ("whole tensors", "ring buffers (rows of streamed tensors)", "spill row buffers",
-                "fetch buffers (spilled rows read back)", "kernel scratch")
+STREAM_KINDS = ("whole tensors (every row held)", "ring buffers (the rows a band needs)",
+                "rows fetched back from flash", "fetch buffers (spilled rows inflated)", "kernel scratch")
+_ROWS_RE = re.compile(r"\((\d+)/(\d+) rows\)$")
 
 
 def stream_timeline_layers(sp: StreamPlan) -> dict[str, list[int]]:
     """What the arena holds at each band call of a streamed plan, by kind of
-    buffer (STREAM_KINDS): live bytes per call. They add up to the plan's
-    live_bytes at every call."""
-    spilled = {r.tensor for r in sp.spills}
+    buffer (STREAM_KINDS, told apart by the planner's buffer names): live
+    bytes per call. They add up to the plan's live_bytes at every call."""
 
     def kind(b) -> str:
-        if "scratch" in b.name:
-            return STREAM_KINDS[4]
-        if b.name.startswith("fetch"):
+        if b.name.startswith("fetch "):
             return STREAM_KINDS[3]
-        if "rows)" in b.name:
-            return STREAM_KINDS[1]
-        return STREAM_KINDS[2] if b.tensor in spilled else STREAM_KINDS[0]
+        if b.name.endswith("scratch"):
+            return STREAM_KINDS[4]
+        if "(fetched)" in b.name:
+            return STREAM_KINDS[2]
+        rows = _ROWS_RE.search(b.name)
+        return STREAM_KINDS[1] if rows and int(rows.group(1)) < int(rows.group(2)) else STREAM_KINDS[0]
 
     layers = {k: [0] * len(sp.calls) for k in STREAM_KINDS}
     for b in sp.plan.buffers:

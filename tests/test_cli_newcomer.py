@@ -463,8 +463,60 @@ def test_streamed_plan_draws_its_timeline(capsys, tmp_path):
     assert list(layers) == list(STREAM_KINDS)
     live = sp.plan.live_bytes(len(sp.calls))
     assert [sum(v[c] for v in layers.values()) for c in range(len(sp.calls))] == list(live)
-    assert max(layers["ring buffers (rows of streamed tensors)"]) > 0
+    assert max(layers["ring buffers (the rows a band needs)"]) > 0
     png = tmp_path / "t.png"
     rc, out, _ = tinyseg(capsys, "plan", model_path("ops_zoo_a"), "--budget", "8000", "--plot", png)
     assert rc == 0 and "band-streamed" in out and f"timeline written to {png}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# 12. The demo says what it shows and what to do next.
+def test_demo_summary_answers_will_it_run_and_how_fast(tmp_path):
+    from host_tools import demo
+    from host_tools.boards import load_board
+
+    prof = load_board("esp32")
+    bundle = tmp_path / "model.tsb"
+    compiled = compile_model(model_path("ops_zoo_a"), bundle, prof.budget, max_alloc=prof.max_alloc_bytes)
+    result = {"peak_bytes": compiled.chosen.peak, "fits_budget": True, "bundle_bytes": compiled.bundle_bytes,
+              "spills": ["x"], "samples": [{"host_ms": 12.0, "host_backend": "numpy"}, {"host_ms": 15.4}],
+              "virtual_board": {"heap_bytes": 99 * 1024, "runs": [{"ms": 3.2, "flash_write_bytes": 700},
+                                                                   {"ms": 4.0, "flash_write_bytes": 810}]}}
+    lines: list[str] = []
+    demo._summary(lines.append, result, prof, compiled, bundle)
+    assert lines[0] == "will it run on esp32? (measured above)"
+    assert lines[1] == f"  {'arena planned / budget':30s} {compiled.chosen.peak:,d} / 56,000 bytes: fits"
+    assert lines[2].startswith(f"  {'largest buffer / max alloc':30s} ") and lines[2].endswith(" / 56,000 bytes: fits")
+    assert f"  {'host runtime, per frame':30s} 12..15 ms (numpy, this machine)" in lines
+    assert f"  {'unix port (viper), per frame':30s} 3..4 ms (this machine; a board is slower)" in lines
+    assert f"  {'flash written per frame':30s} 700..810 bytes (compressed rows)" in lines
+    assert lines[-1] == (f"the bundle is {bundle}; to put it on a board: tinyseg deploy {bundle} --board esp32 "
+                         "(--dry-run prints the mpremote commands)")
+
+
+# 16. A picture of your own: `tinyseg segment PICTURE`.
+def test_segment_a_png_writes_the_mask_and_overlay(capsys, tmp_path):
+    from PIL import Image
+
+    from host_tools import demo
+
+    bundle = tmp_path / "m.tsb"
+    compile_model(demo.MODEL, bundle)
+    img, _, _ = demo.sample_images(1)
+    Image.fromarray(np.repeat(np.repeat(img[0], 2, 0), 2, 1)).save(tmp_path / "mine.png")  # 240x160
+    info = runner.bundle_info(bundle)
+    want = demo.mask_of(run_bundle(bundle, demo._model_input(img[0], info))[0], info["output"]["dtype"])
+    rc, out, _ = tinyseg(capsys, "segment", tmp_path / "mine.png", "--bundle", bundle, "--out", tmp_path / "seg")
+    assert rc == 0
+    assert f"mine.png: 240x160 resized to 120x80; {100 * want.mean():.1f}% of the pixels in the mask" in out
+    mask = np.asarray(Image.open(tmp_path / "seg" / "mine_mask.png").convert("L"))
+    assert mask.shape == (80 * demo.SCALE, 120 * demo.SCALE)
+    assert np.array_equal(mask[:: demo.SCALE, :: demo.SCALE] > 127, want)
+    overlay = np.asarray(Image.open(tmp_path / "seg" / "mine_overlay.png").convert("RGB"))
+    assert np.array_equal(overlay[:: demo.SCALE, :: demo.SCALE], demo.tint(demo.nearest(img[0], 120, 80), want))
+
+
+def test_segment_refuses_what_is_not_a_picture(capsys, tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    rc, _, err = tinyseg(capsys, "segment", tmp_path / "x.png", "--out", tmp_path / "seg")
+    assert rc == 2 and "not a picture this can read" in one_line_error(err) and not (tmp_path / "seg").exists()
