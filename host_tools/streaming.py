@@ -79,6 +79,8 @@ def streamable(graph: Graph, op: Op) -> bool:
     """Can `op` compute its output band by band?"""
     out = graph.tensors[op.outputs[0]]
     ins = [graph.tensors[i] for i in data_inputs(graph, op)]
+    if op.kind == "ARG_MAX":  # over the channels: row y of the index map needs row y of the image
+        return bool(ins) and _image(ins[0]) and out.shape == ins[0].shape[:3]
     if not _image(out) or out.dtype not in ("int8", "uint8", "float32") or not ins:
         return False
     if out.dtype == "float32" and op.kind != "DEQUANTIZE":
@@ -248,6 +250,8 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[
     for op in graph.ops:
         out = graph.tensors[op.outputs[0]]
         rows, row_bytes = _geometry(out)
+        if streamable(graph, op) and op.kind == "ARG_MAX":  # a (1, H, W) index map: H rows
+            rows, row_bytes = out.shape[1], out.nbytes // out.shape[1]
         ring = rings[out.index] = Ring(out.name, out.index, rows, row_bytes)
         streams = streamable(graph, op) and out.nbytes >= threshold
         node = Node(f"op {op.source_index} {op.kind}", "op", ring, op, band=band if streams else rows,

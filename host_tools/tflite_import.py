@@ -237,8 +237,61 @@ def parse_model(data: bytes, path: str = "<bytes>") -> Graph:
             f"{path}: the flatbuffer is damaged or truncated ({type(exc).__name__}: {exc}); "
             f"file has {len(data)} bytes. Re-export the model."
         ) from None
+    check_graph(graph, path)
     graph.relink()
     return graph
+
+
+# Bounds for a microcontroller model, checked before anything is planned: a
+# damaged dimension (a height of 262,164) is an error, not a long plan.
+MAX_DIM = 65536  # any dimension
+MAX_IMAGE_DIM = 4096  # height and width of a 4-D (NHWC) tensor
+MAX_TENSOR_BYTES = 1 << 24  # the device's own limit on one buffer (tinyseg_mp.bundle.MAX_BYTES)
+
+
+def check_graph(graph: Graph, path: str) -> None:
+    """Every tensor index an op, the inputs or the outputs use exists, every
+    tensor produced once, shapes and sizes within a microcontroller's reach;
+    ModelError naming the op or tensor otherwise."""
+    n = len(graph.tensors)
+    fix = "the file is damaged or not a microcontroller model; re-export it"
+    for name, idx in (("input", graph.inputs), ("output", graph.outputs)):
+        if not idx:
+            raise ModelError(f"{path}: the subgraph lists no {name} tensors; {fix}")
+        for i in idx:
+            if not 0 <= i < n:
+                raise ModelError(f"{path}: model {name} tensor {i} does not exist ({n} tensors); {fix}")
+    produced = {}
+    for op in graph.ops:
+        where = f"{path}: op {op.source_index} ({op.kind})"
+        for i in op.inputs:
+            if not -1 <= i < n:  # -1: an optional input left out
+                raise ModelError(f"{where}: input tensor {i} does not exist ({n} tensors); {fix}")
+        if not op.outputs:
+            raise ModelError(f"{where}: has no output tensor; {fix}")
+        for i in op.outputs:
+            if not 0 <= i < n:
+                raise ModelError(f"{where}: output tensor {i} does not exist ({n} tensors); {fix}")
+            if i in produced:
+                raise ModelError(f"{where}: output tensor {i} is also written by op {produced[i]}; {fix}")
+            if graph.tensors[i].is_const:
+                raise ModelError(f"{where}: output tensor {i} is a constant; {fix}")
+            produced[i] = op.source_index
+    for t in graph.tensors:
+        what = f"{path}: tensor {t.index} '{t.name}' of shape {list(t.shape)}"
+        if any(d < 0 or d > MAX_DIM for d in t.shape):
+            raise ModelError(f"{what}: dimensions must be 0..{MAX_DIM:,d}; {fix}")
+        if len(t.shape) == 4 and max(t.shape[1], t.shape[2]) > MAX_IMAGE_DIM:
+            raise ModelError(f"{what}: an image over {MAX_IMAGE_DIM:,d} pixels high or wide is beyond a "
+                             f"microcontroller; {fix}")
+        if t.nbytes > MAX_TENSOR_BYTES:
+            raise ModelError(f"{what}: {t.nbytes:,d} bytes, more than a microcontroller buffer "
+                             f"({MAX_TENSOR_BYTES:,d}); {fix}")
+        if t.scale is not None and (len(t.scale) == 0 or not np.all(np.isfinite(t.scale)) or not np.all(t.scale > 0)
+                                    or len(t.zero_point) != len(t.scale)
+                                    or not np.all(np.abs(t.zero_point) <= 2**31)):
+            raise ModelError(f"{what}: its quantisation (scale {t.scale.tolist()[:4]}, zero point "
+                             f"{t.zero_point.tolist()[:4]}) is damaged; {fix}")
 
 
 # --- folding of static shape arithmetic -------------------------------------
@@ -303,7 +356,102 @@ def fold_constants(graph: Graph) -> Graph:
     graph.relink()
     # Constants nobody reads any more (the folded chain's inputs) are left in
     # the tensor table but have no consumers, so no pass sees them.
+    fold_dilated_convs(graph)
     return graph
+
+
+def _dilated_conv(graph: Graph, b2s: Op) -> tuple[Op, Op, Op] | None:
+    """(SPACE_TO_BATCH_ND, conv, BATCH_TO_SPACE_ND) if b2s ends that chain."""
+    t = graph.tensors
+    mid = t[b2s.inputs[0]]
+    if mid.producer is None or len(mid.consumers) != 1:
+        return None
+    conv = graph.ops[mid.producer]
+    if conv.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(t[conv.inputs[0]].consumers) != 1:
+        return None
+    src = t[conv.inputs[0]]
+    if src.producer is None or graph.ops[src.producer].kind != "SPACE_TO_BATCH_ND":
+        return None
+    return graph.ops[src.producer], conv, b2s
+
+
+def fold_dilated_convs(graph: Graph) -> list[str]:
+    """SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND,
+    the converter's form of a dilated convolution (DeepLab's atrous
+    convolutions), becomes one convolution with dilation d when it computes
+    exactly that: equal d x d block shapes, a stride-1 VALID inner conv, and
+    either no padding or crop (VALID) or the SAME padding of the dilated
+    filter (its top/left half; the rest and the crops only round the size up
+    to a multiple of d). TFLite Micro pads with the raw value 0: with a zero
+    point of 0 that is SAME padding, otherwise a PADV2 of raw 0 before a
+    VALID dilated convolution. Returns what was folded."""
+    t = graph.tensors
+    done = []
+    for b2s in [op for op in graph.ops if op.kind == "BATCH_TO_SPACE_ND"]:
+        chain = _dilated_conv(graph, b2s)
+        if chain is None:
+            continue
+        s2b, conv, _ = chain
+        consts = [t[s2b.inputs[1]], t[s2b.inputs[2]], t[b2s.inputs[1]], t[b2s.inputs[2]]]
+        if not all(c.is_const for c in consts):
+            continue
+        block, pads, block2, crops = (np.asarray(c.data).reshape(-1) for c in consts)
+        o = conv.options
+        if (len(block) != 2 or block[0] != block[1] or list(block) != list(block2) or o.get("stride_h") != 1
+                or o.get("stride_w") != 1 or o.get("dilation_h") != 1 or o.get("dilation_w") != 1
+                or o.get("padding") != "VALID"):
+            continue
+        d = int(block[0])
+        x, y = t[s2b.inputs[0]], t[b2s.outputs[0]]
+        if t[conv.inputs[0]].shape[:1] != (d * d * x.shape[0],):
+            # A dynamic-batch export: the file says batch 1 where d*d blocks
+            # run; TFLite Micro then computes only the first block (TF's own
+            # interpreter resizes). Refuse rather than differ from either.
+            s2b.refused = (f"a dilated convolution exported with a dynamic batch: the file gives "
+                                      f"'{t[conv.inputs[0]].name}' batch {t[conv.inputs[0]].shape[0]}, not "
+                                      f"{d * d}, and TFLite Micro computes only its first block; re-export "
+                                      f"with a fixed batch (keras.Input(..., batch_size=1))")
+            continue
+        _, k_h, k_w, _ = t[conv.inputs[1]].shape
+        if (x.scale is None or t[conv.inputs[0]].scale is None or x.qparams() != t[conv.inputs[0]].qparams()
+                or y.scale is None or y.qparams() != t[conv.outputs[0]].qparams()):
+            continue
+        if not pads.any() and not crops.any():
+            padding = "VALID"
+        elif (y.shape[1:3] == x.shape[1:3] and pads[0] == (k_h - 1) * d // 2 and pads[2] == (k_w - 1) * d // 2
+              and pads[1] >= (k_h - 1) * d - pads[0] and pads[3] >= (k_w - 1) * d - pads[2]):
+            padding = "SAME"
+        else:
+            continue
+        src = x
+        pad_op = None
+        if padding == "SAME" and x.qparams()[1] != 0:
+            # TFLite Micro's SPACE_TO_BATCH_ND pads with the raw value 0, not
+            # the zero point: the same as a PADV2 of raw 0, then VALID.
+            top, left = int(pads[0]), int(pads[2])
+            bottom, right = (k_h - 1) * d - top, (k_w - 1) * d - left
+            n, h, w, c = x.shape
+            src = graph.add_tensor(x, f"{x.name} (SPACE_TO_BATCH_ND padding)", shape=(n, h + top + bottom,
+                                                                                   w + left + right, c))
+            pad_c = graph.add_tensor(x, f"{x.name} (paddings)", shape=(4, 2), dtype="int32", scale=None,
+                                     zero_point=None, data=np.array([[0, 0], [top, bottom], [left, right], [0, 0]],
+                                                                    np.int32))
+            val = graph.add_tensor(x, f"{x.name} (pad value)", shape=(), data=np.zeros((), np.int8))
+            pad_op = Op(index=s2b.index, kind="PADV2", inputs=[x.index, pad_c.index, val.index],
+                        outputs=[src.index], source_index=s2b.source_index)
+            padding = "VALID"
+        fused = Op(index=conv.index, kind=conv.kind, inputs=[src.index] + conv.inputs[1:], outputs=[y.index],
+                   options=dict(o, padding=padding, dilation_h=d, dilation_w=d), source_index=conv.source_index)
+        graph.ops[graph.ops.index(conv)] = fused
+        if pad_op is not None:
+            graph.ops[graph.ops.index(s2b)] = pad_op
+        else:
+            graph.ops.remove(s2b)
+        graph.ops.remove(b2s)
+        graph.relink()
+        done.append(f"dilated {conv.kind} (op {conv.source_index}, dilation {d}, {padding}) from "
+                    f"SPACE_TO_BATCH_ND (op {s2b.source_index}) and BATCH_TO_SPACE_ND (op {b2s.source_index})")
+    return done
 
 
 # Ops whose float32 side is the model's edge (float in, float out).
@@ -320,7 +468,7 @@ def unsupported_ops(graph: Graph) -> dict[int, str]:
     why = {}
     for step, op in enumerate(graph.ops):
         if op.kind not in SUPPORTED_OPS:
-            why[step] = "no kernel for this op"
+            why[step] = getattr(op, "refused", "no kernel for this op")
         elif op.kind not in _FLOAT_EDGE_OPS and any(
                 i >= 0 and graph.tensors[i].dtype == "float32" for i in op.inputs + op.outputs):
             why[step] = "float32 tensors: the model is not quantised"
@@ -336,7 +484,8 @@ def check_supported(graph: Graph, path: str) -> None:
                          f"({', '.join(op.label for op in floats[:3])}{', ...' if len(floats) > 3 else ''}); "
                          f"{QUANTISE_HINT}")
     if bad:
-        lines = "\n".join(f"  op #{op.source_index}: {op.kind}" for op in bad)
+        lines = "\n".join(f"  op #{op.source_index}: {op.kind}"
+                          + (f" ({op.refused})" if hasattr(op, "refused") else "") for op in bad)
         raise ModelError(
             f"{path}: {len(bad)} unsupported op(s):\n{lines}\n"
             f"Supported: {', '.join(sorted(SUPPORTED_OPS))}. "

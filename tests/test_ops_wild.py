@@ -283,3 +283,71 @@ def test_float_to_uint8_quantize_is_refused_like_tflite_micro(tmp_path):
     with pytest.raises(ValueError, match=r"QUANTIZE \(op 0\): float32 -> uint8; TFLite Micro quantises float32 to int8"):
         compile_model(path, tmp_path / "qf_u8.tsb")
     assert not (tmp_path / "qf_u8.tsb").exists()
+
+
+# --- dilated convolutions as SPACE_TO_BATCH_ND -> CONV_2D -> BATCH_TO_SPACE_ND --
+
+def atrous_model(mk, h, w, d, same, zp, batch=None):
+    """The converter's (and TF1 DeepLab exports') form of a 3x3 dilated conv,
+    3 -> 4 channels; `batch` overrides the blocks' stored batch (d*d)."""
+    rng = np.random.default_rng(d * 100 + h)
+    pt = 2 * d
+    if same:
+        top, ph, pw = pt // 2, (-(h + pt)) % d, (-(w + pt)) % d
+        pads, crops, oh, ow = [top, pt - top + ph, top, pt - top + pw], [0, ph, 0, pw], h, w
+    else:
+        pads, crops, oh, ow = [0] * 4, [0] * 4, h - pt, w - pt
+    bh, bw = (h + pads[0] + pads[1]) // d, (w + pads[2] + pads[3]) // d
+    nb = d * d if batch is None else batch
+    wt = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    T = mk.TensorSpec
+    ts = [T((1, h, w, 3), "int8", 0.05, zp, name="x"),
+          T((2,), "int32", data=np.array([d, d], "<i4").tobytes(), name="block"),
+          T((2, 2), "int32", data=np.array(pads, "<i4").tobytes(), name="pads"),
+          T((nb, bh, bw, 3), "int8", 0.05, zp, name="s2b"),
+          T((4, 3, 3, 3), "int8", [0.01, 0.02, 0.015, 0.012], [0] * 4, data=wt.tobytes(), name="w"),
+          T((4,), "int32", data=rng.integers(-500, 500, 4).astype("<i4").tobytes(), name="bias"),
+          T((nb, bh - 2, bw - 2, 4), "int8", 0.08, -3, name="conv"),
+          T((2, 2), "int32", data=np.array(crops, "<i4").tobytes(), name="crops"),
+          T((1, oh, ow, 4), "int8", 0.08, -3, name="y")]
+    ops_ = [("SPACE_TO_BATCH_ND", [0, 1, 2], [3], None, None),
+            ("CONV_2D", [3, 4, 5], [6], "Conv2DOptions", {"Padding": 1, "StrideH": 1, "StrideW": 1}),
+            ("BATCH_TO_SPACE_ND", [6, 1, 7], [8], None, None)]
+    return mk.multi_op_model(ts, ops_, [0], [8])
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "ulab", "viper"])
+def test_space_to_batch_dilated_conv_folds_exactly(tmp_path, backend_name, monkeypatch):
+    """SAME with a zero point of 0 becomes a SAME dilated conv; with another
+    zero point a PADV2 of raw 0 (what TFLite Micro's SPACE_TO_BATCH_ND pads
+    with) and a VALID dilated conv; no padding, a VALID one."""
+    skip_unavailable("cpython", backend_name, monkeypatch)
+    mk = make_ops_module()
+    cases = [((12, 12, 2, True, 0), ["CONV_2D"]), ((12, 12, 2, True, 7), ["PADV2", "CONV_2D"]),
+             ((11, 9, 3, True, -128), ["PADV2", "CONV_2D"]), ((12, 10, 2, False, 7), ["CONV_2D"])]
+    for (h, w, d, same, zp), kinds in cases:
+        path = tmp_path / "atrous.tflite"
+        path.write_bytes(atrous_model(mk, h, w, d, same, zp))
+        graph = tflite_import.load(path)
+        assert [op.kind for op in graph.ops] == kinds
+        assert graph.ops[-1].options["dilation_h"] == d
+        x = np.random.default_rng(h).integers(-128, 128, (1, h, w, 3)).astype(np.int8)
+        same_count, total = equal_count(run_steps(path, [x], backend_name), tflm(path, x))
+        assert same_count == total, f"{h}x{w} d {d} same {same} zp {zp}: {same_count}/{total}"
+
+
+def test_dynamic_batch_space_to_batch_is_refused_with_the_fix(tmp_path):
+    """A dynamic-batch export stores batch 1 where d*d blocks run: TFLite
+    Micro then computes only the first block (TF's interpreter resizes), so
+    plan refuses it in one line that says how to re-export."""
+    import subprocess
+
+    mk = make_ops_module()
+    path = tmp_path / "atrous_dyn.tflite"
+    path.write_bytes(atrous_model(mk, 12, 12, 2, True, 0, batch=1))
+    out = subprocess.run([sys.executable, "-m", "host_tools.cli", "plan", str(path)], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("op #0: SPACE_TO_BATCH_ND (a dilated convolution exported with a dynamic batch: the file gives 's2b' "
+            "batch 1, not 4, and TFLite Micro computes only its first block; re-export with a fixed batch "
+            "(keras.Input(..., batch_size=1)))") in out.stderr
