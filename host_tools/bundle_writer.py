@@ -89,8 +89,23 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
             f.write(header + table)
             for _, data in sections:
                 f.write(data)
+        check_with_device_loader(tmp, out)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)  # never a partial bundle left behind
         raise
     return offset
+
+
+def check_with_device_loader(path: Path, name: Path) -> None:
+    """Load the bundle at `path` with the device's own loader (every check a
+    board makes at load, no spill files made): a bundle that a board would
+    refuse, or worse run out of bounds, is never written under `name`."""
+    from tinyseg_mp.model import Model
+
+    try:
+        Model(str(path), "numpy", spill=False).close()
+    except bundle.BundleError as exc:
+        msg = str(exc).replace(str(path), str(name)).split("; recompile it with")[0]
+        raise bundle.BundleError(f"{msg}; the compiler wrote a bundle the device refuses (not written): "
+                                 "a compiler bug, please report it with the model") from None

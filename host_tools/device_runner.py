@@ -62,6 +62,19 @@ def main(bundle_path, in_path, out_path, backend, lfs_blocks="0"):
         vfs.mount(vfs.VfsLfs2(bdev), "/lfs")
         spill_path = "/lfs/tinyseg.spill"
     model = tinyseg_mp.load(bundle_path, None if backend == "auto" else backend, spill_path)
+    try:
+        _run(model, in_path, out_path, bdev)
+    finally:
+        model.close()  # also when the run fails: removes the spill files
+        if bdev:
+            bdev.f.close()
+    if sys.implementation.name == "micropython":
+        import micropython
+
+        micropython.mem_info()  # its "peak=" is the heap high-water mark of the whole run
+
+
+def _run(model, in_path, out_path, bdev):
     streamed = model.meta["in_off"] < 0
     f = open(in_path, "rb")
     if not streamed:
@@ -85,13 +98,6 @@ def main(bundle_path, in_path, out_path, backend, lfs_blocks="0"):
     print("STATS {\"latency_ms\": %.3f, \"backend\": \"%s\", \"flash_read_bytes\": %d, \"flash_write_bytes\": %d, "
           "\"spill_file_bytes\": %d%s}" % (latency_us / 1000, model.backend, model.flash_read_bytes,
                                           model.flash_write_bytes, model.spill_file_bytes, extra))
-    model.close()
-    if bdev:
-        bdev.f.close()
-    if sys.implementation.name == "micropython":
-        import micropython
-
-        micropython.mem_info()  # its "peak=" is the heap high-water mark of the whole run
 
 
 if __name__ == "__main__":

@@ -147,7 +147,10 @@ def requant_channel(m_hi, m_lo, shift):
     else:
         r = 0 - shift
     if left > 3:
-        raise ValueError("requant_rows supports shift <= 3")
+        from tinyseg_mp.bundle import BundleError  # a ValueError: the bundle's tables are out of range
+
+        raise BundleError("requant_rows supports shift <= 3, the bundle has %d: a damaged bundle, or run it with "
+                          "the viper backend" % shift)
     if r >= 25 or (m_hi == 0 and m_lo == 0):
         return (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0)
     # 12-bit digits of M' = M << left, M = m_hi*2**15 + m_lo

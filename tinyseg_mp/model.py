@@ -38,7 +38,7 @@ def _inflate(f, stored, dst):
             if not k:
                 break
             got += k
-    except OSError as exc:  # EINVAL: not a deflate stream
+    except (OSError, EOFError, ValueError) as exc:  # EINVAL: not a deflate stream; EOFError: it ends early
         raise bundle.BundleError("compressed weights are damaged (%s)" % exc)
     if got < n:
         raise bundle.BundleError("compressed weights end early (%d of %d bytes)" % (got, n))
@@ -58,7 +58,8 @@ def _spill():
 
 
 class Model:
-    def __init__(self, path, backend_name=None, spill_path=None):
+    def __init__(self, path, backend_name=None, spill_path=None, spill=True):
+        # spill=False: check the bundle only, creating no spill files (the compiler's own check).
         self.backend = backend.select(backend_name)
         self.path = path
         self.file = f = open(path, "rb")
@@ -87,14 +88,27 @@ class Model:
             self._head = bytearray(struct.calcsize(bundle.STEP))
             self._params = array("i", bytes(4 * bundle.MAX_PARAMS))
             self._runs = [None] * len(ops.NAMES)
-            self.steps = _check_steps(self, f, sections)
+            # The checks' module only for the load: its code leaves the heap after it.
+            from tinyseg_mp import check
+
+            try:
+                self.steps = check.steps(self, f, sections)
+            finally:
+                import sys
+
+                import tinyseg_mp
+
+                sys.modules.pop("tinyseg_mp.check", None)
+                if hasattr(tinyseg_mp, "check"):
+                    delattr(tinyseg_mp, "check")
+                del check
         except Exception:
             f.close()
             raise
         self.flash_read_bytes = 0
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
-        if slots:
+        if slots and spill:
             self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots)
         gc.collect()
 
@@ -193,27 +207,17 @@ class Model:
                 if stored == raw:
                     f.readinto(wbuf[:raw])
                 else:
-                    _inflate(f, stored, wbuf[:raw])
+                    try:
+                        _inflate(f, stored, wbuf[:raw])
+                    except bundle.BundleError as exc:
+                        bundle._fail(self.path, pos - len(head) - 4 * count, "the blob of the step here (%s): %s" % (
+                            ops.NAMES[opcode], exc))
                 self.flash_read_bytes += stored
                 loaded = off
             runs[opcode](self, p, wbuf[:raw])
         if self.output is not None:
             return memoryview(self.output)
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]
-
-    def load_blob(self):
-        """At load, for an op's check(): the blob of the step being checked, in the weight buffer."""
-        off, stored, raw = self.at[4], self.at[5], self.at[6]
-        dst = memoryview(self.wbuf)[:raw]
-        self.file.seek(self.blob_base + off)
-        if stored == raw:
-            self.file.readinto(dst)
-        else:
-            try:
-                _inflate(self.file, stored, dst)
-            except bundle.BundleError as exc:
-                bundle._fail(self.path, self.at[2], "step %d: %s" % (self.at[0], exc))
-        return dst
 
     def close(self):
         """Close the bundle and remove this model's spill files (safe to call twice)."""
@@ -223,64 +227,3 @@ class Model:
         if self.spill is not None:
             _spill().close(self.spill)
             self.spill = None
-
-
-def _check_steps(m, f, sections):
-    """Walk the step records once at load: each record whole, its op code
-    known, its parameter count its op's, its blob inside BLOB and the weight
-    buffer, its params passing the op's check() (tinyseg_mp/ops/__init__.py).
-    Imports the modules of the ops the bundle uses (its run needs each of
-    them). Returns the step count."""
-    path = m.path
-    offset, length = sections[b"STEP"]
-    blob_len = sections[b"BLOB"][1]
-    wcap = m.meta["blob_bytes"]
-    head = m._head
-    size = len(head)
-    params = memoryview(m._params)
-    runs = m._runs
-    m.at = at = [0, 0, 0, None, 0, 0, 0]
-    m.written = array("i", bytes(4 * len(m.slots)))  # rows each spill slot holds so far (spill/fetch checks)
-    pos = 0
-    n = 0
-    while pos < length:
-        rec = offset + pos
-        if pos + size > length:
-            bundle._fail(path, rec, "step %d: record truncated (%d of %d bytes)" % (n, length - pos, size))
-        f.seek(rec)
-        f.readinto(head)
-        opcode, count, off, stored, raw = struct.unpack(bundle.STEP, head)
-        if opcode >= len(ops.NAMES):
-            bundle._fail(path, rec, "step %d: unknown op code %d: bundle is newer than this runtime" % (n, opcode))
-        mod = ops.load(opcode)
-        name = ops.NAMES[opcode]
-        if count != len(mod.PARAMS):
-            bundle._fail(path, rec + 2, "step %d (%s): %d params; the op takes %d" % (n, name, count, len(mod.PARAMS)))
-        if pos + size + 4 * count > length:
-            bundle._fail(path, rec, "step %d (%s): params truncated" % (n, name))
-        p = params[:count]
-        f.readinto(p)
-        if raw > wcap:
-            bundle._fail(path, rec + 8, "step %d (%s): blob of %d bytes is larger than the weight buffer "
-                                        "(META blob_bytes=%d)" % (n, name, raw, wcap))
-        if (raw and not (0 < stored <= raw and (stored == raw or stored >= 6) and off + stored <= blob_len)) or (
-                stored and not raw):
-            bundle._fail(path, rec + 4, "step %d (%s): blob at %d (%d bytes stored, %d inflated) is outside the "
-                                        "BLOB section (%d bytes)" % (n, name, off, stored, raw, blob_len))
-        at[0] = n
-        at[1] = opcode
-        at[2] = rec
-        at[3] = mod
-        at[4] = off
-        at[5] = stored
-        at[6] = raw
-        check = getattr(mod, "check", None)
-        if check is None:
-            bundle._fail(path, rec, "step %d (%s): op module has no check(): this runtime cannot validate it" % (
-                n, name))
-        check(p, raw, m)
-        runs[opcode] = mod.run
-        pos += size + 4 * count
-        n += 1
-    m.at = None
-    return n

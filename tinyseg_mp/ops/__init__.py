@@ -5,19 +5,20 @@
 #   run(m, p, blob): executes one step on model `m` with params `p` and the
 #           step's constant blob (a memoryview of the weight buffer), and
 #   check(p, raw, m): the op's parameter contract, the LAST function of the
-#           module. The loader (model._check_steps) calls it once per step at
+#           module. The loader (tinyseg_mp.check.steps) calls it once per step at
 #           load, before anything runs: p = the step's params, raw = its
 #           blob's length once inflated (0: none), m = the model (m.meta: the
 #           arena, weight buffer, input and output sizes; m.slots and
 #           m.written: the spill slots and the rows spilled so far). It
 #           returns None when every index its kernels compute from p stays
 #           inside the buffers they touch (arena, blob, input, output, spill
-#           slot), or fails through tinyseg_mp.bundle's helpers bad(m, p,
+#           slot), or fails through tinyseg_mp.check's helpers bad(m, p,
 #           field, what), span(m, p, i, n[, size, where]), least(m, p, lo,
 #           fields), within(m, p, i, lo, hi), need_blob(m, p, raw, n), which
 #           raise BundleError naming the file, the byte offset of the step
 #           record, the step index, the op, the field and its value. It imports
-#           tinyseg_mp.bundle inside the function and allocates nothing big:
+#           tinyseg_mp.check inside the function (the loader drops that
+#           module after the load) and allocates nothing big:
 #           it runs on the board, per step, for every load. An op whose
 #           kernels read a blob layout states that layout's length in a
 #           helper beside check (op_conv2d.blob_bytes). The loader imports

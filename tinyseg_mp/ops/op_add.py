@@ -169,7 +169,7 @@ def _binary_viper(arena, a, b, blob, kind: int, a_off: int, _a_src: int, b_off: 
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     n0, n1, n2 = p[6], p[7], p[8]
     b.within(m, p, 0, 0, 1)

@@ -58,7 +58,7 @@ def _arg_max_viper(arena, i: int, o: int, outer: int, k: int, inner: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 1, (2, 3, 4))
     b.within(m, p, 3, 1, 65535)

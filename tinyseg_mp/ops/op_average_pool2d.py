@@ -106,6 +106,6 @@ def _avg_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, o
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.pool_window(m, p)

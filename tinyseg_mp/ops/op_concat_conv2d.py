@@ -66,7 +66,7 @@ def _interleave(dst, dst_off: int, total_c: int, c0: int, src, src_off: int, c: 
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     op_conv2d.check(p, raw, m)
     in_off, in_h, in_w, in_c, k_h, d_h = p[0], p[1], p[2], p[3], p[8], p[12]

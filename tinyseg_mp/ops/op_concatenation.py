@@ -70,7 +70,7 @@ def _runs_viper(arena, src, s: int, d: int, rows: int, width: int, stride: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     import struct
 

@@ -147,7 +147,7 @@ def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     # in_off in_h in_w in_c out_off out_h out_w out_c k_h k_w s_h s_w d_h d_w pad_t pad_l dm .. w_bytes in_ring oy0
     b.least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 22))
@@ -164,4 +164,5 @@ def check(p, raw, m):
     if p[21] < w or p[21] & 3:
         b.bad(m, p, 21, "is not the weights' %d bytes padded to 4" % w)
     b.need_blob(m, p, raw, p[21] + 12 * p[7])
+    b.blob_ints(m, p, raw, p[21] + 8 * p[7], p[7], -31, 31, "shift")
     b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])

@@ -40,7 +40,7 @@ def _dequantize_viper(arena, blob, i: int, o: int, n: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 0, (2,))
     b.span(m, p, 0, p[2])

@@ -11,7 +11,7 @@ def run(m, p, blob):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     if m.meta["out_off"] >= 0:
         b.bad(m, p, "op", "drains a bundle whose output is in the arena (META out_off >= 0)")

@@ -18,7 +18,7 @@ def run(m, p, blob):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     if m.meta["in_off"] >= 0:
         b.bad(m, p, "op", "feeds a bundle whose input is in the arena (META in_off >= 0)")

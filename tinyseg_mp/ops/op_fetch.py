@@ -16,7 +16,7 @@ def run(m, p, blob):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     dst_off, r0, rows, row_bytes, slot, tmp_off = p
     b.least(m, p, 1, (2, 3))

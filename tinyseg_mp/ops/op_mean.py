@@ -92,7 +92,7 @@ def _mean_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, 
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     in_off, in_h, in_w, c, out_off, bias, out_zp, mult, shift, acc_off, begin, end = p
     b.least(m, p, 1, (1, 2, 3))

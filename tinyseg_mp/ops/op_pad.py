@@ -28,7 +28,7 @@ def run(m, p, blob):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     src, out_off, nb, value, n0, n1, n2, s0, s1, s2, first, n = p
     b.least(m, p, 0, (2, 4, 5, 6, 7, 8, 9, 10, 11))

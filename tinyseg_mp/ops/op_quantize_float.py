@@ -65,7 +65,7 @@ def _quantize_viper(arena, blob, i: int, o: int, n: int, lo: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 0, (2,))
     if p[3] not in (-128, 0):

@@ -87,10 +87,19 @@ def _row_viper(arena, blob, src: int, dst: int, row: int, c: int, out_w: int, x_
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 1, (2, 3, 4, 5, 6))
     b.within(m, p, 7, 8 * p[5], raw)
     b.need_blob(m, p, raw, p[7] + 8 * p[6])
     b.span(m, p, 0, p[2] * p[3] * p[4])
     b.span(m, p, 1, p[5] * p[6] * p[4])
+    # The row and column entries index the input (read at load: a damaged
+    # entry would read outside it).
+    t = b.step_blob(m)
+    for base, n, lim, what in ((0, p[5], p[2], "row"), (p[7], p[6], p[3], "column")):
+        for k in range(n):
+            for j in (0, 2):
+                v = t[base + 8 * k + j] | (t[base + 8 * k + j + 1] << 8)
+                if v >= lim:  # int16 read as unsigned: negative is out of range too
+                    b.bad(m, p, "blob", "%s entry %d indexes %d of %d" % (what, k, v, lim))

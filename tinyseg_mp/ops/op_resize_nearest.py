@@ -47,7 +47,7 @@ def _row_viper(arena, blob, src: int, dst: int, c: int, out_w: int, x_off: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     in_off, out_off, in_w, c, out_h, out_w, x_off = p
     b.least(m, p, 1, (2, 3, 4, 5))

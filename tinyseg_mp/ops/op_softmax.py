@@ -168,7 +168,7 @@ def _softmax(arena, blob, i: int, o: int, rows: int, depth: int):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 0, (2, 3))
     b.span(m, p, 0, p[2] * p[3])

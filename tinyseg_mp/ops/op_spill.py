@@ -17,7 +17,7 @@ def run(m, p, blob):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     src_off, rows, row_bytes, slot, tmp_off, r0 = p
     b.least(m, p, 1, (1, 2))

@@ -51,9 +51,10 @@ def _transpose_viper(arena, i: int, o: int, n0: int, n1: int, n2: int, s0: int, 
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 1, (2, 3, 4))
-    b.least(m, p, 0, (5, 6, 7))
+    b.least(m, p, 0, (5, 6))
+    b.least(m, p, 1, (7,))  # the array path slices with step s2
     b.span(m, p, 0, (p[2] - 1) * p[5] + (p[3] - 1) * p[6] + (p[4] - 1) * p[7] + 1)
     b.span(m, p, 1, p[2] * p[3] * p[4])
