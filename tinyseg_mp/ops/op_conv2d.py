@@ -99,71 +99,111 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1, out_at):
 
 
 @micropython.viper
-def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
-    q = w_bytes >> 1  # per-channel int32 tables, as 16-bit halves
+def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, _out_zp: int, _lo: int, _hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
+    # The Thumb kernel's arithmetic (ops/thumb/conv2d.py): 8 output channels
+    # at a time, sums of x' * w' with x' = x + 128 and w' = w + 128, and of
+    # x', over every tap (one outside the input reads the zero point); then
+    # its requantisation table.
     a = ptr8(arena)
     s = ptr8(src)
     w = ptr8(blob)
     h = ptr16(blob)
     row_bytes = in_w * in_c
-    for co in range(out_c):
-        # Signed int32 loads from 16-bit halves: right on 32- and 64-bit viper.
-        i = q + 2 * (out_c + co)
-        bias = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
-        i = q + 2 * (2 * out_c + co)
-        mult = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
-        i = q + 2 * (3 * out_c + co)
-        shift = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
-        left = 0
-        right = 0 - shift
-        if shift > 0:
-            left = shift
-            right = 0
-        mask = (1 << right) - 1
-        m_hi = mult >> 15
-        m_lo = mult & 0x7FFF
-        o = out_at + co0 + co
-        wg = (co >> 3) * k_h * k_w * in_c * 8 + (co & 7)  # this channel's lane of its group
+    k = k_h * k_w * in_c
+    fill = (in_zp ^ 0x80) & 0xFF
+    for g in range(0, out_c, 8):
+        lanes = out_c - g
+        if lanes > 8:
+            lanes = 8
+        tq = (w_bytes + 16 * out_c + 40 * g) >> 1  # this group's table, in 16-bit halves
         for oy in range(oy0, oy1):
+            o = out_at + (oy - oy0) * out_w * out_stride + co0 + g
             for ox in range(out_w):
-                acc = bias
+                a0 = 0
+                a1 = 0
+                a2 = 0
+                a3 = 0
+                a4 = 0
+                a5 = 0
+                a6 = 0
+                a7 = 0
+                sx = 0
+                wp = g * k
                 for ky in range(k_h):
                     iy = oy * s_h + ky * d_h - pad_t
-                    if iy < 0 or iy >= in_h:
-                        continue
                     for kx in range(k_w):
                         ix = ox * s_w + kx * d_w - pad_l
-                        if ix < 0 or ix >= in_w:
-                            continue
+                        inside = 0 <= iy < in_h and 0 <= ix < in_w
                         ip = row_base + (iy % ring) * row_bytes + ix * in_c
-                        wp = wg + ((ky * k_w + kx) * in_c << 3)
-                        for ci in range(in_c):
-                            x = ((int(s[ip + ci]) ^ 0x80) - 0x80) - in_zp
-                            acc += x * (int(w[wp + (ci << 3)]) - 128)
-                # MultiplyByQuantizedMultiplier inside signed 32 bits (|acc| < 2^30):
-                # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
-                # 15-bit limbs with carries, then a rounding (half away from zero)
-                # right shift.
-                x = acc << left
-                x_hi = x >> 15
-                x_lo = x & 0x7FFF
-                mid1 = x_hi * m_lo
-                mid2 = x_lo * m_hi
-                low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
-                carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
-                v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
-                threshold = mask >> 1
-                if v < 0:
-                    threshold += 1
-                r = v >> right
-                if (v & mask) > threshold:
-                    r += 1
-                r += out_zp
-                if r < lo:
-                    r = lo
-                if r > hi:
-                    r = hi
-                a[o] = r & 0xFF
+                        end = ip + in_c
+                        x = fill
+                        while ip < end:
+                            if inside:
+                                x = int(s[ip]) ^ 0x80
+                            sx += x
+                            a0 += x * int(w[wp])
+                            a1 += x * int(w[wp + 1])
+                            a2 += x * int(w[wp + 2])
+                            a3 += x * int(w[wp + 3])
+                            a4 += x * int(w[wp + 4])
+                            a5 += x * int(w[wp + 5])
+                            a6 += x * int(w[wp + 6])
+                            a7 += x * int(w[wp + 7])
+                            ip += 1
+                            wp += 8
+                # Requantise lane by lane (viper has no arrays of locals).
+                lane = 0
+                while lane < lanes:
+                    v = a0
+                    if lane == 1:
+                        v = a1
+                    elif lane == 2:
+                        v = a2
+                    elif lane == 3:
+                        v = a3
+                    elif lane == 4:
+                        v = a4
+                    elif lane == 5:
+                        v = a5
+                    elif lane == 6:
+                        v = a6
+                    elif lane == 7:
+                        v = a7
+                    # Signed int32 table words from 16-bit halves: right on 32- and 64-bit viper.
+                    i = tq + 20 * lane
+                    v = v - (sx << 7) + (int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16))
+                    mult = int(h[i + 2]) | (int(h[i + 4]) << 16)
+                    v = v << int(h[i + 6])
+                    right = int(h[i + 8])
+                    mask = int(h[i + 10]) | (int(h[i + 11]) << 16)
+                    threshold = int(h[i + 12]) | (int(h[i + 13]) << 16)
+                    # MultiplyByQuantizedMultiplier inside signed 32 bits (|v| < 2^30):
+                    # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
+                    # 15-bit limbs with carries, then a rounding (half away from zero)
+                    # right shift.
+                    m_hi = mult >> 15
+                    m_lo = mult & 0x7FFF
+                    x_hi = v >> 15
+                    x_lo = v & 0x7FFF
+                    mid1 = x_hi * m_lo
+                    mid2 = x_lo * m_hi
+                    low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+                    carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+                    v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+                    if v < 0:
+                        threshold += 1
+                    r = v >> right
+                    if (v & mask) > threshold:
+                        r += 1
+                    r += (int(h[i + 14]) ^ 0x8000) - 0x8000
+                    lo = (int(h[i + 16]) ^ 0x8000) - 0x8000
+                    hi = (int(h[i + 18]) ^ 0x8000) - 0x8000
+                    if r < lo:
+                        r = lo
+                    if r > hi:
+                        r = hi
+                    a[o + lane] = r & 0xFF
+                    lane += 1
                 o += out_stride
 
 
@@ -184,7 +224,7 @@ def blob_bytes(p):
 
 
 def check(p, raw, m):
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     b.least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 22, 23))
     b.within(m, p, 14, 0, b.MAX_DIM)
@@ -198,5 +238,6 @@ def check(p, raw, m):
     if p[20] < weight_bytes(p) or p[20] & 3:
         b.bad(m, p, 20, "is not the weights' %d bytes padded to 4" % weight_bytes(p))
     b.need_blob(m, p, raw, blob_bytes(p))
+    b.blob_ints(m, p, raw, p[20] + 12 * p[7], p[7], -31, 31, "shift")  # the kernels shift by them
     b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])
 
