@@ -21,7 +21,7 @@ from host_tools.bundle_writer import Step, write_bundle
 from host_tools.lower import lower_graph
 from host_tools.lower import op_conv2d as lower_conv2d
 from host_tools.memplan import plan_memory
-from host_tools.runner import run_bundle
+from host_tools.runner import bundle_info, run_bundle
 
 OPS_DIR = FIXTURES / "ops"
 ULAB_STANDIN = REPO / "tests" / "ulab_standin"
@@ -30,10 +30,11 @@ ULAB_STANDIN = REPO / "tests" / "ulab_standin"
 # block or None). Band sizes 1, 2, ... make bands start at odd rows.
 CASES = [
     # conv2d: 3x3 s1 SAME (window starts at row -1, clipped at the bottom),
-    # 3x3 s2 VALID, and the s1 step split into output-channel groups.
+    # 3x3 s2 VALID, and a 13-channel s2 step split into output-channel groups
+    # (whole groups of 8, the Thumb kernel's lanes).
     ("ops_zoo_a.tflite", "op 0 CONV_2D", (2, 3), None),
     ("ops_zoo_b.tflite", "op 2 CONV_2D", (1, 2), None),
-    ("ops_zoo_a.tflite", "op 0 CONV_2D", (3, 2), 160),
+    ("ops/conv_3x3_s2_same_c13.tflite", "op 0 CONV_2D", (2, 3), 1000),
     # depthwise: 5x3 s2 SAME (pad 2), dilation 2 SAME with depth multiplier 3, s2 VALID
     ("ops/dwconv_5x3_s2_same.tflite", "op 0 DEPTHWISE_CONV_2D", (1, 2), None),
     ("ops/dwconv_3x3_d2_same_dm3.tflite", "op 0 DEPTHWISE_CONV_2D", (2, 1), None),
@@ -156,6 +157,7 @@ def test_bands_reproduce_the_whole_step(tmp_path, monkeypatch, model, source, si
     whole_path, band_path = whole_and_band_bundles(tmp_path, whole, sizes)
     in_row, _, in_h, _ = geometry(whole[0].params)
     x = np.random.default_rng(sum(map(ord, model + source))).integers(-128, 128, in_h * in_row, dtype=np.int8)
+    x = x.reshape(bundle_info(whole_path)["input"]["shape"])
     ref, _ = run_bundle(whole_path, x, runtime, backend)
     ours, stats = run_bundle(band_path, x, runtime, backend)
     assert stats["backend"] == backend
@@ -202,6 +204,7 @@ def test_mean_sums_band_by_band(tmp_path, monkeypatch, model, source, sizes, run
     rng = np.random.default_rng(len(model))
     for x in (rng.integers(-128, 128, p["in_h"] * p["in_w"] * p["c"], dtype=np.int8),
               np.full(p["in_h"] * p["in_w"] * p["c"], -128, np.int8)):  # sums far below zero
+        x = x.reshape(bundle_info(whole_path)["input"]["shape"])
         ref, _ = run_bundle(whole_path, x, runtime, backend)
         ours, stats = run_bundle(band_path, x, runtime, backend)
         assert stats["backend"] == backend

@@ -77,7 +77,8 @@ def _load_without_viper(modname):
         if len(words) >= 4 and words[0] == "from" and words[1].startswith("tinyseg_mp") and words[2] == "import":
             for name in " ".join(words[3:]).split(","):
                 dep = words[1] + "." + name.strip()
-                if dep.replace(".", "/") != "tinyseg_mp/ops" and dep.count(".") and _is_module(root, dep):
+                # (not the Thumb kernels: firmware without viper has no asm_thumb either)
+                if dep.replace(".", "/") != "tinyseg_mp/ops" and ".thumb" not in dep and _is_module(root, dep):
                     import_module(dep)
     source = "\n".join("" if l.strip() in ("@micropython.viper", "@micropython.native") else l for l in lines)
     namespace = {"__name__": modname}
