@@ -11,6 +11,15 @@ _PACKAGED = Path(__file__).resolve().parent / "boards_data"
 BOARDS_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "boards"
 
 
+# mpy-cross -march values of ARM cores (the RP2040's armv6m, ...): their
+# firmware has the inline Thumb assembler, the ESP32's (xtensawin) has not.
+ARM_ARCHS = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
+
+
+def is_arm(mpy_arch: str | None) -> bool:
+    return mpy_arch in ARM_ARCHS
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -25,6 +34,7 @@ class Board:
     clock_hz: int
     mpy_arch: str
     camera: str | None
+    measured: dict | None = None  # field -> the command that measured it (others are typical figures)
 
     @property
     def budget(self) -> int:
@@ -33,6 +43,11 @@ class Board:
         block the board can allocate (the arena is one bytearray; a no-PSRAM
         ESP32's heap is split into regions smaller than the heap)."""
         return min(self.heap_bytes - self.runtime_bytes, self.max_alloc_bytes)
+
+    @property
+    def thumb(self) -> bool:
+        """Its firmware runs the Thumb kernels: bundles for it carry their layouts."""
+        return is_arm(self.mpy_arch)
 
     def budget_note(self) -> str:
         """Where the budget comes from, for plan output."""

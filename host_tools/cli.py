@@ -175,8 +175,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     _check_out_file(args.output, "-o")
     budget, board = _budget(args)
     try:
+        # For a board: its budget holds the arena and the weight and output buffers.
+        room = board.budget if board and not args.budget else None
         result = compile_model(args.model, args.output, budget, _progress,
-                               max_alloc=board.max_alloc_bytes if board else None)
+                               max_alloc=board.max_alloc_bytes if board else None, thumb=bool(board and board.thumb),
+                               room=room)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3
@@ -407,7 +410,7 @@ def _block_count(text: str) -> int:
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="BYTES", help="activation RAM budget, e.g. 160000 or 150K; spills tensors to flash to meet it")
-    p.add_argument("--board", metavar="NAME", help="use the board's usable heap minus the runtime's own needs as the budget")
+    p.add_argument("--board", metavar="NAME", help="use the board's usable heap minus the runtime's own needs as the budget (and, for an ARM board, the Thumb kernels' weight layouts)")
 
 
 def _version() -> str:

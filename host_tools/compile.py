@@ -10,7 +10,7 @@ from tinyseg_mp import bundle
 from . import streaming, tflite_import
 from .bundle_writer import Step, write_bundle
 from .graph import Graph
-from .lower import hwc, lower_graph
+from .lower import for_kernels, hwc, lower_graph
 from .optimize import Optimized, elide_flattens, elide_identity_pads, explain_peak, fold_pads, optimize
 
 
@@ -67,8 +67,31 @@ class BudgetError(ValueError):
     pass
 
 
+# What a damaged or inconsistent model makes the passes raise (an index past
+# a shape, a quantisation that overflows): turned into one ModelError line.
+_FOREIGN = (IndexError, KeyError, OverflowError, ZeroDivisionError, TypeError, AttributeError, FloatingPointError,
+            struct.error, RecursionError)
+
+
+def _guard(model, stage: str, fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except _FOREIGN as exc:
+        import traceback
+
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        raise tflite_import.ModelError(
+            f"{model}: {stage} failed on inconsistent tensors or options ({type(exc).__name__}: {exc}, at "
+            f"{Path(tb.filename).name}:{tb.lineno}); the file is damaged, or this compiler does not handle it: "
+            "re-export the model, or report it with the model") from None
+
+
 def plan_model(model: str | Path, budget: int | None = None, progress=None) -> Plan:
     """Whole tensors and spills when they fit `budget`; else band streaming."""
+    return _guard(model, "planning", _plan_model, model, budget, progress)
+
+
+def _plan_model(model, budget, progress) -> Plan:
     graph = tflite_import.load(model)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise tflite_import.ModelError(f"{model}: {len(graph.inputs)} inputs, {len(graph.outputs)} outputs; one of each is supported")
@@ -113,10 +136,39 @@ def check_max_alloc(model: str | Path, buffers: dict[str, int], max_alloc: int) 
 
 
 def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None,
-                  max_alloc: int | None = None) -> Compiled:
+                  max_alloc: int | None = None, thumb: bool = False, room: int | None = None) -> Compiled:
     """Compile `model`; with a budget, spill, then stream, until the planned
     arena fits it. With max_alloc (a board's max_alloc_bytes), every buffer
-    the runtime allocates must fit in one block of that size."""
+    the runtime allocates must fit in one block of that size. thumb: for
+    firmware with asm_thumb (an ARM board), the blobs carry the Thumb
+    kernels' extra layouts (lower.for_kernels). room (a board's budget): the
+    arena, the weight buffer and a streamed plan's output buffer together
+    must fit it; the arena budget is lowered until they do. The bundle is
+    checked with the device's own loader before it is renamed into place."""
+    if room is None:
+        return _guard(model, "compiling", _compile_model, model, out, budget, progress, max_alloc, thumb)
+    budget = room if budget is None else min(budget, room)
+    for _ in range(4):  # each retry lowers the arena by what the other buffers took
+        compiled = _guard(model, "compiling", _compile_model, model, out, budget, progress, max_alloc, thumb)
+        held = load_buffers(compiled.chosen, compiled.steps)
+        if held <= room:
+            return compiled
+        if progress:
+            progress(f"arena {compiled.chosen.peak:,d} + weight and output buffers = {held:,d} bytes, over the "
+                     f"board's {room:,d}: planning again")
+        budget -= held - room
+    Path(out).unlink(missing_ok=True)
+    raise BudgetError(f"{model}: the arena, weight buffer and output buffer take {held:,d} bytes together, more "
+                      f"than the board's {room:,d}; the smallest arena tried was {compiled.chosen.peak:,d} bytes")
+
+
+def load_buffers(chosen: Plan, steps: list[Step]) -> int:
+    """Bytes Model() allocates at load for its buffers (input_view's buffer of
+    a streamed plan only when a caller asks for it: not counted)."""
+    return sum(v for k, v in runtime_buffers(chosen, steps).items() if k != "input_view buffer")
+
+
+def _compile_model(model, out, budget, progress, max_alloc, thumb) -> Compiled:
     chosen = plan_model(model, budget, progress)
     if not chosen.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
@@ -135,6 +187,7 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
         in_off, out_off = (opt.plan.tensor_offsets[t] for t in (graph.inputs[0], graph.outputs[0]))
         slots = [(s.rows, s.row_bytes) for s in opt.spills]
         spill_names = [graph.tensors[s.tensor].name for s in opt.spills]
+    steps = for_kernels(steps, thumb)
     if max_alloc is not None:
         check_max_alloc(model, runtime_buffers(chosen, steps), max_alloc)
     size = write_graph_bundle(out, Path(model).name, graph, steps, chosen.peak, (in_off, out_off),

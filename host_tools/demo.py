@@ -113,7 +113,8 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     bundle = out_dir / "model.tsb"
     progress(f"[1/5] compiling {model.name} for {prof.name} (arena budget {prof.budget:,d} bytes) ...")
     try:
-        compiled = compile_model(model, bundle, prof.budget, max_alloc=prof.max_alloc_bytes)
+        compiled = compile_model(model, bundle, prof.budget, max_alloc=prof.max_alloc_bytes, thumb=prof.thumb,
+                                 room=prof.budget)
         fits = True
     except BudgetError:
         best = optimize(tflite_import.load(model), prof.budget).plan.peak  # the smallest peak spilling reaches

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .boards import BOARDS_DIR, load_board
+from .boards import BOARDS_DIR, is_arm, load_board
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "tinyseg_mp"
@@ -38,12 +38,6 @@ VERSION = "0.1.0"
 # Kernels written with @micropython.asm_thumb: mpy-cross compiles them only
 # for ARM targets, and only firmware on an ARM core can import them.
 THUMB_DIR = Path("tinyseg_mp") / "ops" / "thumb"
-ARM_ARCHS = ("armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp")
-
-
-def is_arm(mpy_arch: str | None) -> bool:
-    """True for the mpy-cross -march values of ARM cores (the RP2040's armv6m, ...)."""
-    return mpy_arch in ARM_ARCHS
 
 
 def runtime_files(mpy_arch: str | None = None) -> list[Path]:

@@ -154,12 +154,14 @@ def pico_bundle(tmp_path_factory) -> str:
 @pytest.mark.parametrize("runtime,backend", [("cpython", "numpy"), ("micropython", "viper")])
 def test_spilling_tiny_unet_matches_tflite_micro(pico_bundle, runtime, backend):
     x = sample_inputs("tiny_unet")[0]
-    ours, stats = run_bundle(pico_bundle, x, runtime, backend, heap=256 * 1024,
+    # 288K: the unix port's 64-bit objects take more heap than the board's (it
+    # needed 263,168 B, find_min_heap); the chip's own figure is tests/test_pico.py's.
+    ours, stats = run_bundle(pico_bundle, x, runtime, backend, heap=288 * 1024,
                              lfs_blocks=256 if runtime == "micropython" else 0)
     assert_matches(ours, tflm_reference("tiny_unet", x))
     assert stats["flash_write_bytes"] > 0 and stats["flash_read_bytes"] > 0
-    if runtime == "micropython":  # it ran inside -X heapsize=256K, spilling to a littlefs file
-        assert stats["heap_bytes"] == 256 * 1024
+    if runtime == "micropython":  # it ran inside -X heapsize=288K, spilling to a littlefs file
+        assert stats["heap_bytes"] == 288 * 1024
         assert stats["lfs_write_bytes"] >= stats["flash_write_bytes"] and stats["lfs_erases"] > 0
 
 

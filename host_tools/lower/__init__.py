@@ -79,7 +79,30 @@ def lower_graph(graph: Graph, plan: MemoryPlan) -> list[Step]:
     steps: list[Step] = []
     for op in graph.ops:
         module = importlib.import_module(f"{__name__}.op_{LOWERINGS[op.kind]}")
-        for step in module.lower(ctx, op):
+        try:
+            lowered = module.lower(ctx, op)
+        except (IndexError, KeyError, OverflowError, ZeroDivisionError, TypeError, AttributeError) as exc:
+            from ..tflite_import import ModelError
+
+            raise ModelError(f"{graph.name}: op {op.source_index} ({op.kind}): cannot lower it ({type(exc).__name__}: "
+                             f"{exc}): its tensors or options are inconsistent; re-export the model") from None
+        for step in lowered:
             step.source = step.source or f"op {op.source_index} {op.kind}"
             steps.append(step)
     return steps
+
+
+def for_kernels(steps: list[Step], thumb: bool) -> list[Step]:
+    """The steps with the blobs the target's kernels read. Lowerings append
+    to a TRANSPOSE_CONV blob the phase blocks of the Thumb kernel (weights
+    again, in its layout); a bundle for firmware without asm_thumb (no ARM
+    core) leaves them out, as they would only take weight-buffer RAM."""
+    if thumb:
+        return steps
+    out = []
+    for s in steps:
+        if s.op == "transpose_conv":
+            s = Step(s.op, s.params, s.blob[: s.params["w_bytes"] + 12 * s.params["out_c"]], s.source)
+        out.append(s)
+    return out
+

@@ -5,8 +5,9 @@
 # output; here each output row (array path) or pixel (viper path) gathers
 # its contributions, so no such buffer is needed. Sums are identical.
 # Blob: weights int8 as (k_h, in_c, k_w, out_c) (w_bytes, padded to 4), then
-# int32 x out_c each: bias, multiplier, shift; then, where no stride exceeds
-# the kernel, the Thumb kernel's phase blocks (ops/thumb/transpose_conv.py).
+# int32 x out_c each: bias, multiplier, shift; then, in a bundle for an ARM
+# board and where no stride exceeds the kernel, the Thumb kernel's phase
+# blocks (ops/thumb/transpose_conv.py).
 # A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
 # input held as a ring of in_ring rows (input row iy at
 # in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is
@@ -25,7 +26,7 @@ PARAMS = (
 
 
 def run(m, p, blob):
-    if backend.name == "thumb" and thumb_bytes(p):
+    if backend.name == "thumb" and len(blob) > p[18] + 12 * p[7]:  # a bundle with phase blocks
         from tinyseg_mp.ops.thumb import transpose_conv
 
         transpose_conv.run(m.arena, blob, p)
@@ -186,7 +187,7 @@ def thumb_bytes(p):
 
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
-    from tinyseg_mp import bundle as b
+    from tinyseg_mp import check as b
 
     # in_off in_h in_w in_c out_off out_h out_w out_c k_h k_w s_h s_w pad_t pad_l .. w_bytes in_ring oy0
     b.least(m, p, 1, (1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 19))
@@ -200,4 +201,11 @@ def check(p, raw, m):
     w = p[8] * p[9] * p[3] * p[7]
     if p[18] < w or p[18] & 3:
         b.bad(m, p, 18, "is not the weights' %d bytes padded to 4" % w)
-    b.need_blob(m, p, raw, p[18] + 12 * p[7] + thumb_bytes(p))
+    base = p[18] + 12 * p[7]
+    b.need_blob(m, p, raw, base)
+    if raw > base:  # the phase blocks (bundles for ARM boards)
+        if not thumb_bytes(p):
+            b.bad(m, p, "blob", "has %d bytes past the tables; no phase blocks where a stride exceeds the kernel" % (
+                raw - base))
+        b.need_blob(m, p, raw, base + thumb_bytes(p))
+    b.blob_ints(m, p, raw, p[18] + 8 * p[7], p[7], -31, 31, "shift")  # the kernels shift by them

@@ -1,0 +1,177 @@
+"""The virtual Pico (real RP2040 MicroPython firmware in ../shared/pico_emu):
+every single-op fixture, ops_zoo_b, a spilling and a band-streamed plan run
+from the deployed runtime (.mpy, armv6m), exact against TFLite Micro, on the
+stock and on the ulab firmware. Batched: all bundles of a firmware in one
+boot. Speed figures are benchmarks (`tinyseg bench --board rp2040`), not
+asserted here."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, REPO
+from host_tools import pico, tflite_import
+from host_tools.compile import compile_model
+from host_tools.runner import run_bundle
+
+if shutil.which("node") is None:
+    pytest.skip("the virtual Pico needs node (>= 18) on PATH", allow_module_level=True)
+
+tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+OPS_DIR = FIXTURES / "ops"
+
+
+def reference(path: Path, x: np.ndarray) -> np.ndarray:
+    it = tflm.Interpreter.from_file(str(path), arena_size=4_000_000)
+    it.set_input(x, 0)
+    it.invoke()
+    return it.get_output(0)
+
+
+def random_input(path: Path, seed: int) -> np.ndarray:
+    d = tflm.Interpreter.from_file(str(path), arena_size=4_000_000).get_input_details(0)
+    rng, shape, dtype = np.random.default_rng(seed), tuple(d["shape"]), np.dtype(d["dtype"])
+    if dtype.kind == "f":  # a float input quantised on the device: values around the input's range
+        return (rng.standard_normal(shape) * 4).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint32) if a.dtype == np.float32 else a  # float outputs: compare bit patterns
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> list[dict]:
+    """Every fixture the host compiles (bundles take one input; an op the
+    host does not lower is rejected at compile time, tested elsewhere),
+    plus a spilling and a streamed plan."""
+    out = tmp_path_factory.mktemp("pico_bundles")
+    found = []
+    models = [(p, None) for p in sorted(OPS_DIR.glob("*.tflite"))] + [(FIXTURES / "ops_zoo_b.tflite", None)]
+    models += [(OPS_DIR / "mini_unet_skip.tflite", 12_000), (FIXTURES / "ops_zoo_b.tflite", 988)]
+    for i, (model, budget) in enumerate(models):
+        bundle = out / f"{model.stem}_{budget}.tsb"
+        try:
+            compiled = compile_model(model, bundle, budget, thumb=True)  # as for --board rp2040
+        except (tflite_import.ModelError, ValueError):
+            continue
+        given = model.with_suffix(".input.npy")
+        x = np.load(given) if given.exists() else random_input(model, i)
+        found.append({"model": model, "budget": budget, "bundle": bundle, "x": x, "ref": reference(model, x),
+                      "spills": bool(compiled.optimized.spills), "streamed": compiled.chosen.streamed is not None})
+    return found
+
+
+def _run(cases, firmware, backend=None):
+    jobs = [pico.Job(c["bundle"], c["x"], backend) for c in cases]
+    return pico.run_jobs(jobs, firmware, timeout_s=900)
+
+
+@pytest.fixture(scope="module", params=["stock", "ulab"])
+def board_run(request, cases):
+    why = pico.missing(request.param)
+    assert why is None, why  # node is there, so the emulator must be too (CI has ../shared beside the clone)
+    return request.param, _run(cases, request.param)
+
+
+def test_enough_fixtures_reach_the_board(cases):
+    assert len(cases) >= 60
+    assert any(c["spills"] for c in cases) and any(c["streamed"] for c in cases)
+
+
+def test_every_fixture_is_exact_on_the_virtual_pico(cases, board_run):
+    firmware, results = board_run
+    wrong = []
+    for c, s in zip(cases, results):
+        y = s["y"]
+        if y.shape != c["ref"].shape or y.dtype != c["ref"].dtype or not np.array_equal(bits(y), bits(c["ref"])):
+            wrong.append(f"{c['model'].stem} (budget {c['budget']})")
+    assert not wrong, f"{firmware} firmware: {len(wrong)} of {len(cases)} differ from TFLite Micro: {wrong}"
+
+
+def test_the_default_backend_on_the_rp2040_is_not_ulab(board_run):
+    """Float is emulated in software on the RP2040: the array (ulab) path is
+    never the default there, even on firmware that has ulab."""
+    firmware, results = board_run
+    assert {s["backend"] for s in results} <= {"thumb", "viper"}
+
+
+def test_board_figures_are_consistent(cases, board_run):
+    _, results = board_run
+    for c, s in zip(cases, results):
+        assert 0 < s["free_after_load"] <= s["free_before_load"] <= s["free_at_boot"] < 264 * 1024
+        assert s["cycles"] > 0 and s["seconds"] == s["cycles"] / 125e6
+        if not (c["spills"] or c["streamed"]):
+            assert s["flash_erases"] == s["flash_programs"] == s["flash_write_bytes"] == 0
+
+
+def test_spilled_bytes_on_the_chip_equal_the_host_runtimes(cases, board_run):
+    """The spilling plan writes flash during run(), the same bytes as on CPython."""
+    _, results = board_run
+    for c, s in zip(cases, results):
+        if c["spills"] or c["streamed"]:
+            _, host = run_bundle(c["bundle"], c["x"], "cpython", "numpy")
+            assert s["flash_write_bytes"] == host["flash_write_bytes"]
+            if host["flash_write_bytes"]:
+                assert s["flash_programs"] > 0
+
+
+def test_explicit_ulab_on_the_ulab_firmware(cases):
+    """`backend='ulab'` chosen explicitly on the RP2040: runs to the end,
+    exact, or is refused at load time with one line."""
+    some = [c for c in cases if c["budget"] is None and c["model"].stem in ("ops_zoo_b", "mini_unet_skip", "dwconv_3x3_s1_same_relu6",
+                                                    "tconv_3x3_s2_same", "mean_keep")]
+    assert some
+    try:
+        results = _run(some, "ulab", "ulab")
+    except pico.RunError as exc:
+        msg = str(exc)
+        assert "MemoryError" not in msg
+        assert "backend 'ulab'" in msg and "refused" in msg, msg
+        return
+    for c, s in zip(some, results):
+        assert s["backend"] == "ulab"
+        assert np.array_equal(bits(s["y"]), bits(c["ref"])), c["model"].stem
+
+
+def test_min_heap_bisects_a_ballast_across_boots(cases):
+    c = next(c for c in cases if c["model"].stem == "ops_zoo_b" and c["budget"] is None)
+    r = pico.min_heap(c["bundle"], c["x"], resolution=4096)
+    assert r["rechecked"] and r["failed_at_ballast"] - r["ballast_bytes"] <= 4096
+    assert r["min_heap_bytes"] == r["free_at_boot"] - r["ballast_bytes"]
+    assert 0 < r["min_heap_bytes"] < r["free_at_boot"]
+
+
+def test_cli_run_on_the_pico(cases, tmp_path):
+    c = next(c for c in cases if c["model"].stem == "ops_zoo_b" and c["budget"] is None)
+    np.save(tmp_path / "in.npy", c["x"])
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "run", str(c["bundle"]), "--input",
+                          str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"), "--runtime", "pico",
+                          "--stats", str(tmp_path / "s.json")], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert np.array_equal(np.load(tmp_path / "out.npy"), c["ref"])
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["runtime"] == "pico" and stats["firmware"] == "stock"
+    assert "s per inference at 125 MHz" in res.stdout and "free heap after load" in res.stdout
+
+
+def test_missing_emulator_is_one_clear_line(tmp_path, monkeypatch, cases):
+    monkeypatch.setenv(pico.EMU_ENV, str(tmp_path / "nowhere"))
+    why = pico.missing()
+    assert why and "\n" not in why and pico.EMU_ENV in why
+    c = cases[0]
+    np.save(tmp_path / "in.npy", c["x"])
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "run", str(c["bundle"]), "--input",
+                          str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy"), "--runtime", "pico"],
+                         capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ,
+                                                                       pico.EMU_ENV: str(tmp_path / "nowhere")})
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "pico_emu" in res.stderr
+    assert not (tmp_path / "out.npy").exists()
