@@ -1,5 +1,8 @@
 """`tinyseg bench`: latency, memory and flash figures per model, with ratios.
 
+For the rp2040 board, first the figures measured on the chip: the virtual
+Pico (bench_pico), seconds per inference, cycles per MAC per op, free heap.
+
 Figures are measured on this machine, never asserted by tests:
 - latency of one inference on each backend (CPython+numpy, CPython+ulab
   stand-in, MicroPython unix port+viper) next to tflite-micro's invoke time;
@@ -29,7 +32,7 @@ import numpy as np
 
 from . import tflite_import
 from .boards import load_board
-from .compile import BudgetError, compile_model
+from .compile import BudgetError, compile_model, load_buffers
 from .memplan import plan_memory
 from .runner import REPO_ROOT, find_min_heap, run_bundle
 
@@ -166,9 +169,112 @@ def print_streaming(rows: list[dict]) -> None:
           "  runtime's own modules, weight buffer, littlefs, harness)")
 
 
-def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, progress=print) -> list[dict]:
-    rows = []
+# Device op of each MAC-holding TFLite op (host_tools/lower), for cycles per MAC.
+MAC_OPS = {"CONV_2D": "conv2d", "FULLY_CONNECTED": "conv2d", "DEPTHWISE_CONV_2D": "depthwise_conv2d",
+           "TRANSPOSE_CONV": "transpose_conv", "CONCAT_CONV_2D": "concat_conv2d"}
+
+
+def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "stock") -> list[dict]:
+    """On the virtual Pico (real RP2040 firmware, host_tools/pico.py), per
+    model: the board plan (compiled as `--board` does), a 64 KB plan and the
+    unconstrained plan, each on the default backend (thumb) and on viper; all
+    bundles of a backend in one boot. Seconds per inference at 125 MHz
+    between marks around run(), free heap after load, flash erases, exactness
+    against tflite-micro, and per MAC-holding op the emulated cycles per MAC
+    (ticks_us around each step, so Python dispatch and requantisation are
+    included: all-in per op)."""
+    from . import pico
+    from .macs import op_macs
+
+    prof = load_board(board)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            x = np.load(model.with_suffix(".input.npy")) if model.with_suffix(".input.npy").exists() else None
+            if x is None:
+                continue
+            ref = np.load(model.with_suffix(".tflm_output.npy")) if model.with_suffix(".tflm_output.npy").exists() \
+                else None
+            for plan, budget, room in (("board", prof.budget, prof.budget), ("64 KB", 65536, None),
+                                       ("whole", None, None)):
+                path = Path(tmp) / f"{model.stem}_{len(rows)}.tsb"
+                try:
+                    c = compile_model(model, path, budget, thumb=prof.thumb, room=room,
+                                      spill_stage=prof.flash_block_bytes)
+                except BudgetError as exc:
+                    rows.append({"model": model.stem, "plan": plan, "refused": str(exc).split(": ", 1)[-1][:90]})
+                    continue
+                held = load_buffers(c.chosen, c.steps) + prof.flash_block_bytes * c.spill_count
+                if held > prof.budget:  # it would stop with a MemoryError, and the whole boot with it
+                    rows.append({"model": model.stem, "plan": plan, "refused": f"its buffers take {held:,d} B, over "
+                                 f"the board's budget of {prof.budget:,d} B"})
+                    continue
+                graph = c.chosen.graph if c.chosen.streamed else c.optimized.graph
+                macs: dict[str, int] = {}
+                for op in graph.ops:
+                    if op.kind in MAC_OPS:
+                        macs[MAC_OPS[op.kind]] = macs.get(MAC_OPS[op.kind], 0) + op_macs(graph, op)
+                rows.append({"model": model.stem, "plan": plan, "peak_bytes": c.chosen.peak,
+                             "weight_buffer_bytes": max(len(s.blob) for s in c.steps), "steps": len(c.steps),
+                             "macs": macs, "path": path, "x": x, "ref": ref})
+        for backend in (None, "viper"):
+            todo = [r for r in rows if "path" in r]
+            progress(f"  virtual Pico ({firmware} firmware), backend {backend or 'default'}: "
+                     f"{len(todo)} bundles in one boot ...")
+            results = pico.run_jobs([pico.Job(r["path"], r["x"], backend, timed=True) for r in todo], firmware)
+            for r, s in zip(todo, results):
+                key = s["backend"]
+                cyc = {op: s["op_us"].get(op, 0) * prof.clock_hz / 1e6 / n for op, n in r["macs"].items() if n}
+                r.setdefault("runs", {})[key] = {
+                    "seconds": s["seconds"], "free_after_load": s["free_after_load"],
+                    "flash_erases": s["flash_erases"], "flash_busy_s": s["flash_busy_s"],
+                    "exact": None if r["ref"] is None else bool(np.array_equal(s["y"], r["ref"].reshape(s["y"].shape))),
+                    "cycles_per_mac": cyc, "op_s": {k: v / 1e6 for k, v in s["op_us"].items()},
+                    "total_macs": sum(r["macs"].values())}
+    for r in rows:
+        for k in ("path", "x", "ref"):
+            r.pop(k, None)
+    return rows
+
+
+def print_pico(rows: list[dict]) -> None:
+    print("\non the virtual Pico (RP2040 MicroPython firmware, 125 MHz; runtime as deployed, .mpy armv6m)")
+    print(f"{'model':12s} {'plan':6s} {'arena':>8s} {'backend':>7s} {'s/inf':>7s} {'cyc/MAC':>8s} {'free heap':>9s} "
+          f"{'erases':>6s} {'flash s':>7s} {'exact':>5s}  cycles per MAC by op (all-in)")
+    for r in rows:
+        if "refused" in r:
+            print(f"{r['model']:12s} {r['plan']:6s} refused: {r['refused']}")
+            continue
+        for backend, u in r.get("runs", {}).items():
+            per = "  ".join(f"{op} {c:.1f}" for op, c in sorted(u["cycles_per_mac"].items()))
+            all_in = u["seconds"] * 125e6 / u["total_macs"] if u["total_macs"] else 0
+            print(f"{r['model']:12s} {r['plan']:6s} {r['peak_bytes']:8,d} {backend:>7s} {u['seconds']:7.2f} "
+                  f"{all_in:8.1f} {u['free_after_load']:9,d} {u['flash_erases']:6d} {u['flash_busy_s']:7.2f} "
+                  f"{str(u['exact']):>5s}  {per}")
+    print("  s/inf: emulated seconds between marks around run(), the flash chip's modeled busy time (flash s)\n"
+          "  included; cyc/MAC: the whole inference's cycles over the model's MACs; free heap: after load;\n"
+          "  exact: equal to tflite-micro's output")
+
+
+def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, progress=print,
+              chip_only: bool = False) -> list[dict]:
+    from . import pico
+
+    rows: list[dict] = []
     streaming_rows: list[dict] = []
+    pico_rows: list[dict] = []
+    if load_board(board).mpy_arch == pico.MPY_ARCH:  # the RP2040: measured on the chip
+        why = pico.missing()
+        if why:
+            progress(f"no figures from the virtual Pico: {why}")
+        else:
+            progress("the virtual Pico ...")
+            pico_rows = bench_pico(models, board, progress)
+            print_pico(pico_rows)
+    if chip_only:
+        if out:
+            out.write_text(json.dumps([{"pico": pico_rows}], indent=1))
+        return pico_rows
     for model in models:
         progress(f"{model.name} ...")
         t0 = time.perf_counter()
@@ -180,7 +286,9 @@ def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, pr
         progress(f"  done in {time.perf_counter() - t0:.1f} s")
     print_table(rows)
     print_streaming(streaming_rows)
-    rows.append({"streaming": streaming_rows})
+    if pico_rows:
+        print_pico(pico_rows)  # again, under the host tables
+    rows.append({"streaming": streaming_rows, "pico": pico_rows})
     if out:
         out.write_text(json.dumps(rows, indent=1))
         progress(f"figures written to {out}")

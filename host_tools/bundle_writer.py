@@ -67,7 +67,8 @@ def write_bundle(path: str | Path, meta: dict[str, int], steps: list[Step], info
             blob += packed
             blob += b"\0" * (-len(blob) % 4)
         records += _encode_step(step, *stored_at[step.blob])
-    meta_bytes = struct.pack(f"<{len(bundle.META_FIELDS)}i", *(int(meta[k]) for k in bundle.META_FIELDS))
+    meta_bytes = struct.pack(f"<{len(bundle.META_FIELDS)}i", *(int(meta.get(k, 0) if k == "spill_stage" else meta[k])
+                                                                  for k in bundle.META_FIELDS))
     sections = [
         (b"META", meta_bytes),
         (b"INFO", json.dumps(info, separators=(",", ":")).encode()),

@@ -179,7 +179,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         room = board.budget if board and not args.budget else None
         result = compile_model(args.model, args.output, budget, _progress,
                                max_alloc=board.max_alloc_bytes if board else None, thumb=bool(board and board.thumb),
-                               room=room)
+                               room=room, spill_stage=board.flash_block_bytes if board else 0)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3
@@ -347,7 +347,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"--models: no such file: {', '.join(missing)}")
     run_bench(models, args.board, args.repeats, Path(args.json) if args.json else None,
-              progress=lambda msg: print(msg, file=sys.stderr))
+              progress=lambda msg: print(msg, file=sys.stderr), chip_only=args.chip_only)
     return 0
 
 
@@ -482,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", metavar="MODEL.tflite", help="models to measure (default: the test fixtures)")
     p.add_argument("--board", default="rp2040", help="board whose budget the spilling figures use (default rp2040)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is kept (default 3)")
+    p.add_argument("--chip-only", action="store_true",
+                   help="rp2040: only the figures measured on the virtual Pico (no host or unix-port runs)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=cmd_bench)
 

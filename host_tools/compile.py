@@ -136,29 +136,33 @@ def check_max_alloc(model: str | Path, buffers: dict[str, int], max_alloc: int) 
 
 
 def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None,
-                  max_alloc: int | None = None, thumb: bool = False, room: int | None = None) -> Compiled:
+                  max_alloc: int | None = None, thumb: bool = False, room: int | None = None,
+                  spill_stage: int = 0) -> Compiled:
     """Compile `model`; with a budget, spill, then stream, until the planned
     arena fits it. With max_alloc (a board's max_alloc_bytes), every buffer
     the runtime allocates must fit in one block of that size. thumb: for
     firmware with asm_thumb (an ARM board), the blobs carry the Thumb
     kernels' extra layouts (lower.for_kernels). room (a board's budget): the
     arena, the weight buffer and a streamed plan's output buffer together
-    must fit it; the arena budget is lowered until they do. The bundle is
+    must fit it; the arena budget is lowered until they do. spill_stage (a
+    board's flash block): the RAM per spill slot that keeps littlefs from
+    copying blocks (tinyseg_mp/spill.py), counted in room. The bundle is
     checked with the device's own loader before it is renamed into place."""
+    args = (progress, max_alloc, thumb, spill_stage)
     if room is None:
-        return _guard(model, "compiling", _compile_model, model, out, budget, progress, max_alloc, thumb)
+        return _guard(model, "compiling", _compile_model, model, out, budget, *args)
     budget = room if budget is None else min(budget, room)
     for _ in range(4):  # each retry lowers the arena by what the other buffers took
-        compiled = _guard(model, "compiling", _compile_model, model, out, budget, progress, max_alloc, thumb)
-        held = load_buffers(compiled.chosen, compiled.steps)
+        compiled = _guard(model, "compiling", _compile_model, model, out, budget, *args)
+        held = load_buffers(compiled.chosen, compiled.steps) + spill_stage * compiled.spill_count
         if held <= room:
             return compiled
         if progress:
-            progress(f"arena {compiled.chosen.peak:,d} + weight and output buffers = {held:,d} bytes, over the "
+            progress(f"arena {compiled.chosen.peak:,d} + weight, output and spill stage buffers = {held:,d} bytes, over the "
                      f"board's {room:,d}: planning again")
-        budget -= held - room
+        budget = compiled.chosen.peak - (held - room)
     Path(out).unlink(missing_ok=True)
-    raise BudgetError(f"{model}: the arena, weight buffer and output buffer take {held:,d} bytes together, more "
+    raise BudgetError(f"{model}: the arena and the weight, output and spill stage buffers take {held:,d} bytes, more "
                       f"than the board's {room:,d}; the smallest arena tried was {compiled.chosen.peak:,d} bytes")
 
 
@@ -168,7 +172,7 @@ def load_buffers(chosen: Plan, steps: list[Step]) -> int:
     return sum(v for k, v in runtime_buffers(chosen, steps).items() if k != "input_view buffer")
 
 
-def _compile_model(model, out, budget, progress, max_alloc, thumb) -> Compiled:
+def _compile_model(model, out, budget, progress, max_alloc, thumb, spill_stage) -> Compiled:
     chosen = plan_model(model, budget, progress)
     if not chosen.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
@@ -191,13 +195,13 @@ def _compile_model(model, out, budget, progress, max_alloc, thumb) -> Compiled:
     if max_alloc is not None:
         check_max_alloc(model, runtime_buffers(chosen, steps), max_alloc)
     size = write_graph_bundle(out, Path(model).name, graph, steps, chosen.peak, (in_off, out_off),
-                              list(zip(spill_names, slots)), chosen.streamed is not None)
+                              list(zip(spill_names, slots)), chosen.streamed is not None, spill_stage)
     return Compiled(chosen, steps, size)
 
 
 def write_graph_bundle(out: str | Path, model_name: str, graph: Graph, steps: list[Step], arena_bytes: int,
                        io_offsets: tuple[int, int], spills: list[tuple[str, tuple[int, int]]] = (),
-                       streamed: bool = False) -> int:
+                       streamed: bool = False, spill_stage: int = 0) -> int:
     """Write the steps of `graph` as a bundle: META from its input and output
     (at arena offsets io_offsets, -1: the caller's buffer), INFO for reports,
     SPIL from `spills` (name, (rows, row bytes)). Returns the bundle's size."""
@@ -207,6 +211,7 @@ def write_graph_bundle(out: str | Path, model_name: str, graph: Graph, steps: li
         "blob_bytes": max((len(s.blob) for s in steps), default=0),
         "in_off": io_offsets[0], "in_bytes": x.nbytes, "in_dtype": bundle.DTYPES.index(x.dtype),
         "out_off": io_offsets[1], "out_bytes": y.nbytes, "out_dtype": bundle.DTYPES.index(y.dtype),
+        "spill_stage": spill_stage if spills else 0,
     }
     meta.update(zip(("in_h", "in_w", "in_c"), hwc(x)))
     meta.update(zip(("out_h", "out_w", "out_c"), hwc(y)))

@@ -160,7 +160,7 @@ def test_cli_run_on_the_pico(cases, tmp_path):
     assert np.array_equal(np.load(tmp_path / "out.npy"), c["ref"])
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["runtime"] == "pico" and stats["firmware"] == "stock"
-    assert "s per inference at 125 MHz" in res.stdout and "free heap after load" in res.stdout
+    assert "s per inference at 125 MHz" in res.stdout and "after load" in res.stdout
 
 
 def test_missing_emulator_is_one_clear_line(tmp_path, monkeypatch, cases):
@@ -175,3 +175,21 @@ def test_missing_emulator_is_one_clear_line(tmp_path, monkeypatch, cases):
                                                                        pico.EMU_ENV: str(tmp_path / "nowhere")})
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "pico_emu" in res.stderr
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_bench_on_the_chip_reports_exact_runs_and_cycles_per_mac(capsys):
+    """`tinyseg bench --board rp2040` measures on the virtual Pico. Emulated
+    cycles are deterministic, so a loose bound catches a Thumb conv kernel
+    that silently fell back to viper (measured: 16.4 against 74.7 cycles per
+    MAC all-in on ops_zoo_b, whose 3x3 convs have 3-8 input channels)."""
+    from host_tools.bench import bench_pico, print_pico
+
+    rows = bench_pico([FIXTURES / "ops_zoo_b.tflite"], "rp2040", progress=lambda m: None)
+    assert [r["plan"] for r in rows] == ["board", "64 KB", "whole"]
+    for r in rows:
+        runs = r["runs"]
+        assert set(runs) == {"thumb", "viper"} and all(u["exact"] for u in runs.values())
+        assert runs["thumb"]["cycles_per_mac"]["conv2d"] < 30 < runs["viper"]["cycles_per_mac"]["conv2d"]
+        assert runs["thumb"]["seconds"] < runs["viper"]["seconds"]
+    print_pico(rows)
+    assert "cycles per MAC by op" in capsys.readouterr().out

@@ -213,7 +213,7 @@ def test_duplicate_sections_are_refused(bases, tmp_path):
 def test_short_meta_and_huge_values(bases, tmp_path):
     data = bases[0]["data"]
     i = next(i for i, f in enumerate(bm.fields(data)) if f[2] == "META length")
-    with pytest.raises(bundle.BundleError, match=r"META has 52 bytes, not 56"):
+    with pytest.raises(bundle.BundleError, match=r"META has 56 bytes, not 60"):
         _load(tmp_path, bm.apply(data, ("field", i, "add", -4), True))
     meta_off = bm.sections(data)[0][1]
     fl = [i for i, f in enumerate(bm.fields(data)) if f[0] == meta_off]

@@ -5,7 +5,7 @@ import struct
 from binascii import crc32
 
 MAGIC = b"TSMP"
-VERSION = 2
+VERSION = 3  # 3: META spill_stage
 HEADER = "<4sHHI"  # magic, version, section count, CRC32 of header + table
 SECTION = "<4sIII"  # kind, offset, length, CRC32 of the section bytes
 # opcode, param count, blob offset (in BLOB), stored length, length once
@@ -21,6 +21,7 @@ META_FIELDS = (
     "out_off", "out_bytes", "out_dtype",
     "in_h", "in_w", "in_c",
     "out_h", "out_w", "out_c",
+    "spill_stage",  # bytes of RAM per spill slot for its file's partial last block (0: none; tinyseg_mp/spill.py)
 )
 DTYPES = ("int8", "uint8", "float32", "int32")
 _CHUNK = 512
@@ -111,7 +112,7 @@ def read_meta(f, sections, path="bundle"):
     meta = dict(zip(META_FIELDS, values))
     for i, name in enumerate(META_FIELDS):
         v = values[i]
-        lo = -1 if name in ("in_off", "out_off") else 1 if name != "blob_bytes" else 0
+        lo = -1 if name in ("in_off", "out_off") else 0 if name in ("blob_bytes", "spill_stage") else 1
         hi = len(DTYPES) - 1 if name.endswith("dtype") else MAX_BYTES
         if name.endswith("dtype"):
             lo = 0

@@ -109,7 +109,8 @@ class Model:
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
         if slots and spill:
-            self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots)
+            self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots,
+                                                                              stage=self.meta["spill_stage"])
         gc.collect()
 
     def input_view(self):
