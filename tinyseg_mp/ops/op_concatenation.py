@@ -38,14 +38,16 @@ def _copy_runs(m, s, off, out_off, col, outer, inner, out_inner):
     # `outer` runs of `inner` bytes from s[off:] into columns col.. of the output rows.
     a = memoryview(m.arena)
     d = out_off + col
-    if outer < 8 or inner >= 32:
+    if backend.np is None:
+        # Viper: word copies when everything is 4-aligned. (A slice copy per
+        # run cost more, on the RP2040, than the copy: two views allocated.)
+        _runs_viper(m.arena, s, off, d, outer, inner, out_inner)
+    elif outer < 8 or inner >= 32:
         # Few or long runs: slice copies (memcpy) beat any loop.
         for _ in range(outer):
             a[d : d + inner] = s[off : off + inner]
             d += out_inner
             off += inner
-    elif backend.np is None:
-        _runs_viper(m.arena, s, off, d, outer, inner, out_inner)
     else:
         # Many short runs (channel concat): strided 2-D views, in blocks.
         np = backend.np
@@ -59,6 +61,19 @@ def _copy_runs(m, s, off, out_off, col, outer, inner, out_inner):
 
 @micropython.viper
 def _runs_viper(arena, src, s: int, d: int, rows: int, width: int, stride: int):
+    if ((s | d | width | stride) & 3) == 0:  # buffers start 4-aligned (heap blocks)
+        a32 = ptr32(arena)
+        b32 = ptr32(src)
+        s = s >> 2
+        d = d >> 2
+        width = width >> 2
+        stride = stride >> 2
+        for _ in range(rows):
+            for j in range(width):
+                a32[d + j] = b32[s]
+                s += 1
+            d += stride
+        return
     a = ptr8(arena)
     b = ptr8(src)
     for _ in range(rows):
