@@ -201,6 +201,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
         result["virtual_board"] = vb
         if lfs_blocks:
             progress("  (bytes spilled differ per sample: spilled rows are compressed, and how far depends on the image)")
+    result["virtual_pico"] = _on_the_pico(prof, bundle, _model_input(images[0], info), outputs[0], progress)
 
     # 5. pictures
     progress("[5/5] writing pictures ...")
@@ -238,6 +239,28 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     return result
 
 
+def _on_the_pico(prof: Board, bundle: Path, x: np.ndarray, host_y: np.ndarray, progress) -> dict | None:
+    """For an RP2040 board: sample 0 on the virtual Pico (real firmware,
+    host_tools/pico.py), as deployed; None where the emulator is missing."""
+    from . import pico
+
+    if prof.mpy_arch != pico.MPY_ARCH:
+        return None
+    why = pico.missing()
+    if why:
+        progress(f"  (no run on the virtual Pico: {why})")
+        return None
+    progress("  sample 0 on the virtual Pico: real RP2040 MicroPython firmware, runtime as deployed ...")
+    y, s = pico.run_pico(bundle, x)
+    vp = {"seconds": s["seconds"], "backend": s["backend"], "free_at_boot": s["free_at_boot"],
+          "free_after_load": s["free_after_load"], "flash_erases": s["flash_erases"],
+          "equal_to_host": bool(np.array_equal(y, host_y))}
+    progress(f"  {vp['seconds']:.2f} s per frame at 125 MHz ({vp['backend']} kernels), {vp['free_after_load']:,d} "
+             f"bytes of heap free after load, output {'equal to' if vp['equal_to_host'] else 'DIFFERENT from'} "
+             "the host's")
+    return vp
+
+
 def _summary(progress, result: dict, prof: Board, compiled, bundle: Path) -> None:
     """One table: will this run on the board, and how fast, from the figures measured above."""
     from .compile import runtime_buffers
@@ -262,6 +285,11 @@ def _summary(progress, result: dict, prof: Board, compiled, bundle: Path) -> Non
         if result["spills"]:
             rows.append(("flash written per frame", span([r["flash_write_bytes"] for r in vb["runs"]],
                                                           lambda v: f"{v:,d}") + " bytes (compressed rows)"))
+    vp = result.get("virtual_pico")
+    if vp:
+        rows.append(("virtual Pico, per frame", f"{vp['seconds']:.2f} s at 125 MHz ({vp['backend']} kernels, real "
+                                                "RP2040 firmware)"))
+        rows.append(("free heap on the chip", f"{vp['free_after_load']:,d} of {vp['free_at_boot']:,d} bytes after load"))
     progress(f"will it run on {prof.name}? (measured above)")
     for k, v in rows:
         progress(f"  {k:30s} {v}")
