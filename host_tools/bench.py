@@ -228,6 +228,8 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
                 r.setdefault("runs", {})[key] = {
                     "seconds": s["seconds"], "free_after_load": s["free_after_load"],
                     "flash_erases": s["flash_erases"], "flash_busy_s": s["flash_busy_s"],
+                    "flash_write_bytes": s["flash_write_bytes"],
+                    "dispatch_s": s["seconds"] - sum(s["op_us"].values()) / 1e6,
                     "exact": None if r["ref"] is None else bool(np.array_equal(s["y"], r["ref"].reshape(s["y"].shape))),
                     "cycles_per_mac": cyc, "op_s": {k: v / 1e6 for k, v in s["op_us"].items()},
                     "total_macs": sum(r["macs"].values())}
@@ -240,7 +242,7 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
 def print_pico(rows: list[dict]) -> None:
     print("\non the virtual Pico (RP2040 MicroPython firmware, 125 MHz; runtime as deployed, .mpy armv6m)")
     print(f"{'model':12s} {'plan':6s} {'arena':>8s} {'backend':>7s} {'s/inf':>7s} {'cyc/MAC':>8s} {'free heap':>9s} "
-          f"{'erases':>6s} {'flash s':>7s} {'exact':>5s}  cycles per MAC by op (all-in)")
+          f"{'flash B':>7s} {'erases':>6s} {'flash s':>7s} {'exact':>5s}  cycles per MAC by op (all-in)")
     for r in rows:
         if "refused" in r:
             print(f"{r['model']:12s} {r['plan']:6s} refused: {r['refused']}")
@@ -249,11 +251,15 @@ def print_pico(rows: list[dict]) -> None:
             per = "  ".join(f"{op} {c:.1f}" for op, c in sorted(u["cycles_per_mac"].items()))
             all_in = u["seconds"] * 125e6 / u["total_macs"] if u["total_macs"] else 0
             print(f"{r['model']:12s} {r['plan']:6s} {r['peak_bytes']:8,d} {backend:>7s} {u['seconds']:7.2f} "
-                  f"{all_in:8.1f} {u['free_after_load']:9,d} {u['flash_erases']:6d} {u['flash_busy_s']:7.2f} "
-                  f"{str(u['exact']):>5s}  {per}")
+                  f"{all_in:8.1f} {u['free_after_load']:9,d} {u['flash_write_bytes']:7,d} {u['flash_erases']:6d} "
+                  f"{u['flash_busy_s']:7.2f} {str(u['exact']):>5s}  {per}")
+            ops = sorted(u["op_s"].items(), key=lambda kv: -kv[1])
+            print(f"{'':12s} {'':6s} {'':8s} {'':>7s} time by op: " + ", ".join(f"{k} {v:.2f}" for k, v in ops if v >= 0.005)
+                  + f"; steps' dispatch and blob loads {u['dispatch_s']:.2f} s ({r['steps']} steps)")
     print("  s/inf: emulated seconds between marks around run(), the flash chip's modeled busy time (flash s)\n"
           "  included; cyc/MAC: the whole inference's cycles over the model's MACs; free heap: after load;\n"
-          "  exact: equal to tflite-micro's output")
+          "  flash B: spilled bytes written per inference; exact: equal to tflite-micro's output; time by op:\n"
+          "  seconds per op type (ticks_us around each step), the rest of run() is the steps' dispatch")
 
 
 def run_bench(models: list[Path], board: str, repeats: int, out: Path | None, progress=print,
