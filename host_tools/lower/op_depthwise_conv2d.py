@@ -7,7 +7,7 @@ from ..bundle_writer import Step
 from ..graph import Op
 from ..quant import activation_range, channel_multipliers, compute_padding
 from . import LowerContext, hwc
-from .op_conv2d import explicit_padding
+from .op_conv2d import explicit_padding, requant_table
 
 
 def dw_blob(weights: np.ndarray, bias: np.ndarray, mult: list[int], shift: list[int],
@@ -25,6 +25,23 @@ def dw_blob(weights: np.ndarray, bias: np.ndarray, mult: list[int], shift: list[
 
     tables = np.concatenate([order(bias), order(mult), order(shift)]).astype("<i4")
     return raw + tables.tobytes(), len(raw)
+
+
+def thumb_layout(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int],
+                 out_zp: int, lo: int, hi: int) -> bytes:
+    """The Thumb kernel's layout (tinyseg_mp/ops/thumb/depthwise_conv2d.py),
+    appended after the tables: per group of 8 output channels (natural
+    order), for each tap (ky, kx) 8 int32 weights (channels past out_c 0);
+    then requant_table with the bias folded for x + 128 inputs."""
+    _, k_h, k_w, out_c = weights.shape
+    taps = k_h * k_w
+    groups = -(-out_c // 8)
+    w = np.zeros((groups * 8, taps), np.int64)
+    w[:out_c] = weights.reshape(taps, out_c).T
+    packed = w.reshape(groups, 8, taps).transpose(0, 2, 1)  # group, tap, lane
+    wsum = weights.reshape(taps, out_c).astype(np.int64).sum(axis=0)
+    table = requant_table(bias, in_zp, wsum, mult, shift, out_zp, lo, hi)
+    return packed.astype("<i4").tobytes() + table.astype("<i4").tobytes()
 
 
 def lower(ctx: LowerContext, op: Op) -> list[Step]:
@@ -56,6 +73,7 @@ def lower(ctx: LowerContext, op: Op) -> list[Step]:
     mult, shift = channel_multipliers(in_scale, w.scale, out_scale, num_channels=out_c)
     lo, hi = activation_range(o.get("activation", "NONE"), out_scale, out_zp, out.dtype)
     blob, w_bytes = dw_blob(weights, bias, mult, shift, in_c, dm)
+    blob += thumb_layout(weights, bias, in_zp, mult, shift, out_zp, lo, hi)  # for_kernels drops it off ARM
     params = dict(
         in_off=ctx.offset(x.index), in_h=in_h, in_w=in_w, in_c=in_c,
         out_off=ctx.offset(out.index), out_h=out_h, out_w=out_w, out_c=out_c,

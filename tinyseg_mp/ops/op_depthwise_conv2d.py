@@ -3,7 +3,9 @@
 # reference kernel.
 # Blob: weights int8 as (depth_mult, k_h*k_w, in_c) (w_bytes, padded to 4),
 # then int32 x out_c each: bias, multiplier, shift, all in that m-major order
-# (entry m * in_c + ic).
+# (entry m * in_c + ic); then, in a bundle for an ARM board, the Thumb
+# kernel's layout (ops/thumb/depthwise_conv2d.py): int32 weights and the
+# requantisation table in groups of 8 output channels.
 # A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
 # input held as a ring of in_ring rows (input row iy at
 # in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is
@@ -22,7 +24,11 @@ PARAMS = (
 
 
 def run(m, p, blob):
-    if backend.np is None:
+    if backend.name == "thumb" and len(blob) > p[21] + 12 * p[7]:  # a bundle with the Thumb layout
+        from tinyseg_mp.ops.thumb import depthwise_conv2d
+
+        depthwise_conv2d.run(m.arena, blob, p)
+    elif backend.np is None:
         _dw_viper(m.arena, blob, *p)
     else:
         _dw_array(m, p, blob)
@@ -145,6 +151,12 @@ def _dw_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off
                 o += out_c
 
 
+def thumb_bytes(p):
+    """Bytes of the Thumb layout: per group of 8 output channels, k_h*k_w x 8
+    int32 weights and 8 rows of 10 int32 (ops/thumb/depthwise_conv2d.py)."""
+    return ((p[7] + 7) >> 3) * (32 * p[8] * p[9] + 320)
+
+
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
     from tinyseg_mp import check as b
@@ -163,6 +175,13 @@ def check(p, raw, m):
     w = p[7] * p[8] * p[9]
     if p[21] < w or p[21] & 3:
         b.bad(m, p, 21, "is not the weights' %d bytes padded to 4" % w)
-    b.need_blob(m, p, raw, p[21] + 12 * p[7])
+    base = p[21] + 12 * p[7]
+    b.need_blob(m, p, raw, base)
+    if raw > base:  # the Thumb layout (bundles for ARM boards)
+        b.need_blob(m, p, raw, base + thumb_bytes(p))
+        wide = max((p[6] - 1) * p[11] + (p[9] - 1) * p[13] + 1, p[15] + p[2])
+        if p[8] * ((p[7] + 7) & ~7) * wide > 8 * m.meta["arena_bytes"] + 65536:
+            b.bad(m, p, "window", "needs a Thumb window of %d bytes: kernel, stride, dilation or width out of range"
+                  % (p[8] * ((p[7] + 7) & ~7) * wide))
     b.blob_ints(m, p, raw, p[21] + 8 * p[7], p[7], -31, 31, "shift")
     b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])
