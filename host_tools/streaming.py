@@ -116,6 +116,9 @@ class Node:
     spill_slot: int = -1  # >= 0: every band is written to this spill slot as computed
     drain: bool = False  # every band is copied to the caller's output buffer
     source: Ring | None = None  # fetch: the spilled ring whose rows it reads back
+    # fetch of a stage cut: the spilled tensor is made whole before the first
+    # row is read back, so the rings before the cut are dead when those after it live.
+    after_whole: bool = False
     # A reduction (MEAN): its calls are bands of *input* rows, summed as soon
     # as they are made; the output is written by the call that ends the input.
     reduce: bool = False
@@ -141,6 +144,7 @@ class StreamPlan:
     threshold: int
     spilled: dict[int, set[int]]  # what make_plan was asked to spill: tensor -> its readers from flash
     steps: list[Step] = field(default_factory=list)
+    cuts: frozenset[int] = frozenset()  # spilled tensors that are stage cuts (every reader fetches after it is whole)
 
     @property
     def peak(self) -> int:
@@ -175,8 +179,6 @@ def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int
     if src.rows == 1 or node.band >= node.out.rows:
         return (0, src.rows - 1)  # a broadcast row, or an op computed whole
     op = node.op
-    o = op.options
-    out = graph.tensors[op.outputs[0]]
     if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
         pad, k_h, s, d = _window(graph, op)
         lo, hi = y0 * s - pad, (y1 - 1) * s - pad + (k_h - 1) * d
@@ -184,12 +186,10 @@ def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int
         pad, k_h, s, _ = _window(graph, op)
         lo, hi = -((k_h - 1 - y0 - pad) // s), (y1 - 1 + pad) // s
     elif op.kind == "RESIZE_BILINEAR":
-        rows = resize_bilinear_axis(src.rows, out.shape[1], o.get("align_corners", False),
-                                    o.get("half_pixel_centers", False))[y0:y1]
+        rows = _resize_rows(graph, op, src.rows)[y0:y1]
         lo, hi = min(r[0] for r in rows), max(r[1] for r in rows)
     elif op.kind == "RESIZE_NEAREST_NEIGHBOR":
-        ymap = resize_nearest_indices(src.rows, out.shape[1], o.get("align_corners", False),
-                                      o.get("half_pixel_centers", False))
+        ymap = _resize_rows(graph, op, src.rows)
         lo, hi = min(ymap[y0:y1]), max(ymap[y0:y1])
     else:
         lo, hi = y0, y1 - 1
@@ -197,12 +197,25 @@ def rows_needed(graph: Graph, node: Node, k: int, y0: int, y1: int) -> tuple[int
     return (lo, hi) if lo <= hi else None
 
 
+def _resize_rows(graph: Graph, op: Op, in_rows: int) -> list:
+    """A resize's source rows per output row (cached): (lo, hi, ...) for bilinear, the row for nearest."""
+    cache = graph.__dict__.setdefault("_resize_rows", {})
+    if op.index not in cache:
+        o, out = op.options, graph.tensors[op.outputs[0]]
+        fn = resize_bilinear_axis if op.kind == "RESIZE_BILINEAR" else resize_nearest_indices
+        cache[op.index] = list(fn(in_rows, out.shape[1], o.get("align_corners", False),
+                                  o.get("half_pixel_centers", False)))
+    return cache[op.index]
+
+
 def _window(graph: Graph, op: Op) -> tuple[int, int, int, int]:
-    """(top padding, kernel height, stride, dilation) along the rows, as the lowerings compute them."""
-    steps = _whole_steps(graph, op)
-    p = steps[0].params
-    k_h = p.get("k_h", p.get("f_h"))
-    return p["pad_top"], k_h, p["stride_h"], p.get("dil_h", 1)
+    """(top padding, kernel height, stride, dilation) along the rows, as the lowerings compute them (cached)."""
+    cache = graph.__dict__.setdefault("_windows", {})
+    if op.index not in cache:
+        p = _whole_steps(graph, op)[0].params
+        k_h = p.get("k_h", p.get("f_h"))
+        cache[op.index] = (p["pad_top"], k_h, p["stride_h"], p.get("dil_h", 1))
+    return cache[op.index]
 
 
 class _Offsets(LowerContext):
@@ -229,20 +242,68 @@ def _whole_steps(graph: Graph, op: Op) -> list[Step]:
     """The op lowered once with every offset 0 (cached): band steps patch it."""
     cache = graph.__dict__.setdefault("_whole_steps", {})
     if op.index not in cache:
-        cache[op.index] = _module(op).lower(_Offsets(graph, {}), op)
+        pool = _pool_as_mean(graph, op) if op.kind == "AVERAGE_POOL_2D" else None
+        cache[op.index] = [pool] if pool else _module(op).lower(_Offsets(graph, {}), op)
     return cache[op.index]
 
 
 def _reduces(graph: Graph, op: Op) -> bool:
-    """A MEAN over the rows of an image: it can sum its input band by band."""
+    """A MEAN over the rows of an image, or a global AVERAGE_POOL_2D that the
+    device's mean step computes exactly (_pool_as_mean): it can sum its input
+    band by band."""
     x = graph.tensors[op.inputs[0]]
-    return op.kind == "MEAN" and _image(x) and x.shape[1] > 1 and x.dtype == "int8"
+    if not (_image(x) and x.shape[1] > 1 and x.dtype == "int8"):
+        return False
+    return op.kind == "MEAN" or (op.kind == "AVERAGE_POOL_2D" and _pool_as_mean(graph, op) is not None)
 
 
-def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]]) -> tuple[list[Node], Node]:
+def _round_div(s: np.ndarray, n: int) -> np.ndarray:
+    """TFLite Micro's average: s / n rounded half away from zero."""
+    return np.where(s > 0, (s + n // 2) // n, -((-s + n // 2) // n))
+
+
+def _pool_as_mean(graph: Graph, op: Op) -> Step | None:
+    """A global AVERAGE_POOL_2D (one window over the whole input, no padding,
+    no clamp narrower than int8) as the device's mean step: bias 0, out_zp 0
+    and a multiplier/shift whose MultiplyByQuantizedMultiplier of every
+    possible sum (|sum| <= 128 * H * W) equals the sum / (H * W) rounded half
+    away from zero, checked here for every sum; None when no such pair (or
+    the pool is not global)."""
+    cache = graph.__dict__.setdefault("_pool_as_mean", {})
+    if op.index in cache:
+        return cache[op.index]
+    cache[op.index] = None
+    x, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.dtype != "int8" or out.dtype != "int8" or len(out.shape) != 4 or out.shape[1:3] != (1, 1):
+        return None
+    p = _module(op).lower(_Offsets(graph, {}), op)[0].params
+    in_h, in_w, c = hwc(x)
+    if ((p["f_h"], p["f_w"], p["pad_top"], p["pad_left"]) != (in_h, in_w, 0, 0)
+            or (p["act_min"], p["act_max"]) != (-128, 127)):
+        return None
+    from .quant import multiply_by_quantized_multiplier
+
+    n = in_h * in_w
+    sums = np.arange(-128 * n, 127 * n + 1, dtype=np.int64)
+    want = _round_div(sums, n)
+    for shift in range(1, 31):  # x << shift, then one rounding (SRDHM): no double rounding
+        if (128 * n) << shift >= 1 << 31 or (1 << (31 - shift)) // n < 2:
+            break
+        base = (1 << (31 - shift)) // n
+        for mult in range(max(base - 4, 1), base + 8):
+            if np.array_equal(multiply_by_quantized_multiplier(sums, mult, shift), want):
+                cache[op.index] = Step("mean", dict(in_off=0, in_h=in_h, in_w=in_w, c=c, out_off=0, bias=0, out_zp=0,
+                                                    mult=mult, shift=shift, acc_off=0, begin=1, end=1))
+                return cache[op.index]
+    return None
+
+
+def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]],
+                cuts: frozenset[int] = frozenset()) -> tuple[list[Node], Node]:
     """Nodes for every op needed by the output; ops whose output has at least
     `threshold` bytes and can stream get `band` rows per call; a tensor in
-    `spilled` goes to flash, and the ops listed for it read it back from there."""
+    `spilled` goes to flash, and the ops listed for it read it back from there
+    (a tensor in `cuts`, spilled for all its readers: once it is whole)."""
     rings: dict[int, Ring] = {}
     nodes: list[Node] = []
     producer: dict[int, Node] = {}
@@ -276,7 +337,7 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[
                 src = rings[i]
                 fetch = Node(f"fetch '{t.name}' for {node.name}", "fetch",
                              Ring(f"{t.name} (fetched)", i, src.rows, src.row_bytes),
-                             band=band, source=src, spill_slot=spill_slots[i])
+                             band=band, source=src, spill_slot=spill_slots[i], after_whole=i in cuts)
                 nodes.append(fetch)
                 node.ins.append(fetch.out)
             else:
@@ -315,7 +376,7 @@ def pull_schedule(graph: Graph, nodes: list[Node], last: Node) -> list[Call]:
             y0 = made[id(ring)]
             y1 = min(y0 + node.band, ring.rows)
             if node.kind == "fetch":
-                demand(node.source, y1 - 1)
+                demand(node.source, node.source.rows - 1 if node.after_whole else y1 - 1)
             for k, src in enumerate(node.ins):
                 need = rows_needed(graph, node, k, y0, y1)
                 if need:
@@ -394,12 +455,15 @@ def plan_rings(graph: Graph, nodes: list[Node], calls: list[Call]) -> tuple[Memo
         last[id(key)] = at
         owners[id(key)] = key
 
+    scratch: dict[int, bool] = {}
     for at, c in enumerate(calls):
         if not c.node.reduce or c.y1 == c.node.ins[0].rows:  # a reduction writes its output last
             use(c.node.out, at)
         for r in c.node.ins:
             use(r, at)
-        if sum(_scratch_parts(graph, c.node)):
+        if id(c.node) not in scratch:
+            scratch[id(c.node)] = sum(_scratch_parts(graph, c.node)) > 0
+        if scratch[id(c.node)]:
             use(c.node, at)
     planner = BestOrderPlanner()
     entries = []
@@ -508,8 +572,11 @@ def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int
     return [replace(s, source=node.name) for s in _module(op).lower(_Offsets(view, where, scratch), op)]
 
 
-def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]]) -> StreamPlan:
-    nodes, last = build_nodes(graph, band, threshold, spilled)
+def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]],
+              cuts: frozenset[int] = frozenset()) -> StreamPlan:
+    """The plan of one choice: band height, streaming threshold, spills (and
+    which of them are stage cuts: see build_nodes)."""
+    nodes, last = build_nodes(graph, band, threshold, spilled, cuts)
     calls = pull_schedule(graph, nodes, last)
     used = {id(c.node) for c in calls}
     nodes = [n for n in nodes if id(n) in used]
@@ -520,7 +587,7 @@ def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[in
             n.acc_bytes = 4 * graph.tensors[n.op.outputs[0]].elements
     plan, offsets = plan_rings(graph, nodes, calls)
     spills = [n.out for n in nodes if n.kind == "op" and n.spill_slot >= 0]
-    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold, spilled)
+    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold, spilled, cuts=frozenset(cuts))
 
 
 def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozenset[int]]]:
@@ -545,36 +612,66 @@ def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozense
     return result
 
 
+def cut_candidates(graph: Graph, plan: StreamPlan) -> list[int]:
+    """Tensors that can be stage cuts under `plan`: spilled as they are made
+    and fetched by every reader once whole, so the rings before the cut and
+    the rings after it are never live at the same time. Only tensors whose
+    rows the arena holds at the peak: a cut elsewhere leaves the peak where it is."""
+    spilled = {r.tensor for r in plan.spills}
+    live = plan.plan.live_bytes(len(plan.calls))
+    at = live.index(max(live))
+    held = {b.tensor for b in plan.plan.buffers if b.first <= at <= b.last}
+    made = {n.out.tensor for n in plan.nodes if n.kind == "op"}
+    return [t.index for t in graph.tensors
+            if t.producer is not None and t.consumers and _image(t) and t.shape[1] >= 2
+            and t.dtype in ("int8", "uint8") and t.index not in graph.outputs and t.index not in spilled
+            and t.index in made and t.index in held]
+
+
+def _greedy_spills(graph: Graph, band: int, threshold: int, budget: int, cut: bool) -> StreamPlan:
+    """Greedy: from no spills, add the skip spill (for its late readers) or,
+    with `cut`, the stage cut that lowers the peak most, while the peak is
+    over `budget` and any does."""
+    best = make_plan(graph, band, threshold, {})
+    while best.peak > budget:
+        trials = [make_plan(graph, band, threshold, {**best.spilled, t: set(readers)}, best.cuts)
+                  for t, readers in spill_candidates(graph, best)]
+        trials += [make_plan(graph, band, threshold, {**best.spilled, t: set(graph.tensors[t].consumers)},
+                             best.cuts | {t})
+                   for t in cut_candidates(graph, best)] if cut else []
+        trials = [p for p in trials if p.peak < best.peak]
+        if not trials:
+            break
+        best = min(trials, key=lambda p: (p.peak, p.cost_us()))
+    return best
+
+
 def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
     """The plan of least estimated latency whose peak fits `budget`, or the
-    plan of least peak (peak > budget) when none fits; None when no op streams."""
+    plan of least peak (peak > budget) when none fits; None when no op streams.
+    Stage cuts (every row of an activation to flash and back, each inference)
+    are searched only when no plan without them fits."""
     sizes = sorted({graph.tensors[op.outputs[0]].nbytes for op in graph.ops
                     if streamable(graph, op) or _reduces(graph, op)}, reverse=True)
     if not sizes:
         return None
     fitting: list[StreamPlan] = []
     smallest: StreamPlan | None = None
-    for band in BAND_CHOICES:
-        for threshold in sizes:
-            spilled: dict[int, set[int]] = {}
-            best = make_plan(graph, band, threshold, spilled)
-            # Greedy: spill the skip tensor (for its late readers) that lowers the peak most, while any does.
-            while best.peak > budget:
-                trials = [make_plan(graph, band, threshold, {**spilled, t: set(readers)})
-                          for t, readers in spill_candidates(graph, best)]
-                trials = [p for p in trials if p.peak < best.peak]
-                if not trials:
-                    break
-                best = min(trials, key=lambda p: p.peak)
-                spilled = best.spilled
-            if progress:
-                progress(f"band {band}, stream tensors >= {threshold:,d} B: peak {best.peak:,d} B")
-            if smallest is None or best.peak < smallest.peak:
-                smallest = best
-            if best.peak <= budget:
-                best.steps = lower_calls(graph, best.calls, best.offsets)
-                fitting.append(best)
-                break  # a lower threshold streams more ops: no faster
+    for cut in (False, True):
+        for band in BAND_CHOICES:
+            for threshold in sizes:
+                best = _greedy_spills(graph, band, threshold, budget, cut)
+                if progress:
+                    progress(f"band {band}, stream tensors >= {threshold:,d} B{', stage cuts' if cut else ''}: "
+                             f"peak {best.peak:,d} B")
+                if smallest is None or best.peak < smallest.peak:
+                    smallest = best
+                if best.peak <= budget:
+                    best.steps = lower_calls(graph, best.calls, best.offsets)
+                    fitting.append(best)
+                    break  # a lower threshold streams more ops: no faster
+        if fitting:
+            break
     if not fitting:
         smallest.steps = lower_calls(graph, smallest.calls, smallest.offsets)
         return smallest

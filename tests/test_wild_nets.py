@@ -1,12 +1,12 @@
 """Networks shaped like the public models of issue 15 (tests/fixtures/wild_nets,
 made by `python -m host_tools.train.wild_nets tests/fixtures/wild_nets`):
-each plans under a budget of a quarter of its TFLite Micro arena as far as
-the planner gets today, and runs exact against tflite-micro at the smallest
-peak reached, streamed, on numpy and the unix port's viper.
+each plans to at most a quarter of its TFLite Micro arena when given that
+budget (issue 15), and runs exact against tflite-micro at that plan, streamed,
+on numpy and the unix port's viper.
 
-PEAKS holds the smallest peaks reached at that budget when the fixtures were
-made (issue 15's table); a planner change that raises one fails here, one that
-lowers it should lower the number."""
+PEAKS holds the peaks planned at that budget (the planner is deterministic);
+a planner change that moves one fails here: put the new number in if it is
+still within the quarter."""
 from __future__ import annotations
 
 import json
@@ -21,12 +21,15 @@ from host_tools.compile import compile_model
 from host_tools.runner import run_bundle
 
 NETS = FIXTURES / "wild_nets"
-# name: (TFLite Micro arena head, smallest peak at a quarter of it)
+# name: (TFLite Micro arena head, the peak planned at a quarter of it).
+# Issue 15's table before stage cuts and pooled tails: mbv1_96 22,560,
+# resnet8 16,160, ds_cnn 13,220 (over a quarter); mbv2_96, deeplab_head and
+# lraspp_head fitted already (their plans need no cut: unchanged).
 PEAKS = {
-    "mbv1_96": (55_296, 22_560),
+    "mbv1_96": (55_296, 13_160),
     "mbv2_96": (138_240, 28_128),
-    "resnet8": (49_152, 16_160),
-    "ds_cnn": (16_000, 13_220),
+    "resnet8": (49_152, 10_956),
+    "ds_cnn": (16_000, 3_820),
     "deeplab_head": (73_728, 16_320),
     "lraspp_head": (24_576, 5_128),
 }
@@ -45,8 +48,8 @@ def test_quarter_budget_peaks(name):
     assert tflm_allocations(NETS / f"{name}.tflite")["head"] == arena
     report = plan(name, "--budget", str(arena // 4))
     assert report["tflm_arena_bytes"] == arena
-    assert report["mode"] == "streamed" and report["peak_bytes"] <= peak
-    assert report["budget_met"] == (report["peak_bytes"] <= arena // 4)
+    assert report["mode"] == "streamed" and report["peak_bytes"] == peak
+    assert report["budget_met"] and peak <= arena // 4
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,8 @@ def streamed(tmp_path_factory) -> dict[str, str]:
     paths = {}
     for name, (arena, peak) in PEAKS.items():
         paths[name] = str(out / f"{name}.tsb")
-        compiled = compile_model(NETS / f"{name}.tflite", paths[name], max(arena // 4, peak))
-        assert compiled.chosen.streamed is not None
+        compiled = compile_model(NETS / f"{name}.tflite", paths[name], arena // 4)
+        assert compiled.chosen.streamed is not None and compiled.chosen.peak == peak
     return paths
 
 
