@@ -50,7 +50,9 @@ def setup(tmp_path_factory):
     what the runtime computes for the first frame, on the host."""
     root = tmp_path_factory.mktemp("board")
     model = MODEL
-    compile_model(model, root / "model.tsb", load_board("rp2040").budget)
+    board = load_board("rp2040")  # compiled as `tinyseg compile --board rp2040` does
+    compile_model(model, root / "model.tsb", board.budget, thumb=board.thumb, room=board.budget,
+                  spill_stage=board.flash_block_bytes)
     images, _, _ = sample_images(2)
     (root / "frames").mkdir()
     frames = [frame_bytes(img, "RGB565", "FRAME_QQVGA") for img in images]
