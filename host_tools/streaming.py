@@ -10,7 +10,12 @@ deep enough for its readers (found by replaying the schedule); a tensor
 whose late readers would keep the ring deep can be spilled: each band goes
 to flash as it is computed and a fetch node reads rows back for each late
 reader. A MEAN sums its input band by band as the rows are made (int32 sums
-in the arena), so a global pooling does not hold its input whole either.
+in the arena), so a global pooling does not hold its input whole either; a
+global AVERAGE_POOL_2D runs as the same mean step (_pool_as_mean). A stage
+cut is a spill for every reader, read back only once the tensor is whole:
+the rings before the cut are dead before those after it are first used, so
+the arena holds one stage's rings at a time (searched only when no plan
+without cuts fits the budget: every row of the cut goes to flash and back).
 The model input is fed band by band from the caller's buffer (one feed per
 reader, so a late reader does not keep it alive) and the output is drained
 band by band into the output buffer, so neither sits whole in the arena.
