@@ -367,3 +367,34 @@ def test_adler32_matches_zlib():
     for n in (0, 1, 3799, 3800, 3801, 20000):
         data = bytes((i * 7919 + 13) & 0xFF for i in range(n)) if n != 20000 else b"\xff" * n
         assert adler.adler32(data, n) == zlib.adler32(data)
+
+
+def _param_step(bases, opname):
+    """(bundle bytes, record offset) of the first step of op `opname` in any base."""
+    code = ops.NAMES.index(opname)
+    for base in bases:
+        for rec, opcode, _ in _steps(base["data"]):
+            if opcode == code:
+                return bytearray(base["data"]), rec
+    pytest.skip(f"no base bundle has a {opname} step")
+
+
+def test_found_by_the_long_fuzz_run_add_broadcast_in_both_operands(bases, tmp_path):
+    """benchmarks/fuzz_bundles.py (10,000 cases) found ADD steps whose array
+    path then failed with numpy's ValueError: an output dimension that both
+    operands broadcast (strides 0) when the array path is allowed."""
+    data, rec = _param_step(bases, "add")
+    at = rec + bm.STEP
+    struct.pack_into("<i", data, at + 4 * 22, 1)  # arr_ok
+    struct.pack_into("<i", data, at + 4 * 7, 3)  # n1 = 3 ...
+    struct.pack_into("<i", data, at + 4 * 10, 0)  # ... broadcast in a
+    struct.pack_into("<i", data, at + 4 * 13, 0)  # ... and in b
+    with pytest.raises(bundle.BundleError, match=r"is broadcast in both operands"):
+        _load(tmp_path, bm.fix_crcs(bytes(data)))
+
+
+def test_found_by_the_long_fuzz_run_softmax_of_no_values(bases, tmp_path):
+    data, rec = _param_step(bases, "softmax")
+    struct.pack_into("<i", data, rec + bm.STEP + 4 * 3, 0)  # depth 0
+    with pytest.raises(bundle.BundleError, match=r"depth=0 is below 1"):
+        _load(tmp_path, bm.fix_crcs(bytes(data)))

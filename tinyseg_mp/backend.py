@@ -43,6 +43,13 @@ def select(wanted=None):
     if wanted in ("viper", "thumb"):
         np = FLOAT = None
     elif wanted == "ulab":
+        if getattr(sys.implementation, "_mpy", 0) >> 10 == 4:  # armv6m: the RP2040's Cortex-M0+
+            # Refused at load, not a MemoryError mid-run: measured on the RP2040,
+            # ulab is several times slower than thumb (float emulated, 264 cycles
+            # per MAC in dot) and its per-op arrays ran out of heap on the
+            # board bundles that thumb runs.
+            raise ValueError("backend 'ulab' refused on this chip (Cortex-M0+: float is emulated, slower than the "
+                             "default 'thumb' and its per-op arrays do not fit the planned heap); use 'thumb'")
         try:
             from ulab import numpy as module
         except ImportError:

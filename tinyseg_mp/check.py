@@ -203,3 +203,11 @@ def blob_ints(m, p, raw, at, n, lo, hi, what):
                 bad(m, p, "blob", "%s[%d]=%d is outside %d..%d" % (what, k + j, v, lo, hi))
         k += 4
     m.at_blob = off
+
+
+def window(m, n):
+    """The step's Thumb kernel needs a window of n bytes: the model
+    allocates the largest once, at load (a window grown during a run
+    fragments the heap: the board demo ran out of it there)."""
+    if n > m.win:
+        m.win = n

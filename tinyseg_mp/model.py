@@ -58,7 +58,7 @@ def _spill():
 
 
 class Model:
-    def __init__(self, path, backend_name=None, spill_path=None, spill=True):
+    def __init__(self, path, backend_name=None, spill_path=None, spill=True, input_view=False):
         # spill=False: check the bundle only, creating no spill files (the compiler's own check).
         self.backend = backend.select(backend_name)
         self.path = path
@@ -77,12 +77,14 @@ class Model:
                 # A streamed plan reads its input from, and writes its output to,
                 # buffers outside the arena (feed and drain steps).
                 self.output = bytearray(meta["out_bytes"]) if meta["out_off"] < 0 else None
+                # input_view()'s buffer too when the caller will fill it: made
+                # later, a fragmented heap may not have it in one piece.
+                self._inbuf = bytearray(meta["in_bytes"]) if input_view and meta["in_off"] < 0 else None
             except MemoryError:
                 raise MemoryError("%s: the model needs %d bytes of arena and %d of weight buffer in one piece each, "
                                   "more than this heap has free; compile it for this board (--board)" % (
                                       path, meta["arena_bytes"], meta["blob_bytes"]))
             self.input = None
-            self._inbuf = None  # input_view() of a streamed plan
             self.blob_base = sections[b"BLOB"][0]
             self.step_span = sections[b"STEP"]
             self._head = bytearray(struct.calcsize(bundle.STEP))
@@ -91,6 +93,7 @@ class Model:
             # The checks' module only for the load: its code leaves the heap after it.
             from tinyseg_mp import check
 
+            self.win = 0  # the largest Thumb window a step declares (check.window)
             try:
                 self.steps = check.steps(self, f, sections)
             finally:
@@ -108,6 +111,10 @@ class Model:
         self.flash_read_bytes = 0
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
+        if self.win and self.backend == "thumb":
+            from tinyseg_mp.ops.thumb import conv2d
+
+            conv2d.window(1, self.win, 0)  # allocated once, while the heap is whole
         if slots and spill:
             self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots,
                                                                               stage=self.meta["spill_stage"])

@@ -143,8 +143,10 @@ def _wifi():
 
 
 def _server(cfg):
-    import socket
-
+    try:
+        import socket
+    except ImportError:  # a plain Pico: no network stack, no page
+        return None
     if UNIX:
         host = ip = _setting(cfg, "host", "TINYSEG_DEMO_HOST", "127.0.0.1")
         port = _setting(cfg, "unix_port", "TINYSEG_DEMO_PORT", 8080)
@@ -282,12 +284,12 @@ def _drop(poller, cl):
 
 def main(cfg):
     global _m, _cam, _strip, _head, _rowbuf, _flip, _oflip, _thr
-    frames = _setting(cfg, "frames", "TINYSEG_DEMO_FRAMES", 0)
+    frames = _setting(cfg, "frame_count", "TINYSEG_DEMO_FRAMES", 0)  # 0: forever ("frames" is their folder)
     _thr = _setting(cfg, "threshold", "TINYSEG_DEMO_THRESHOLD", 127)
     requests = _setting(cfg, "requests", "TINYSEG_DEMO_REQUESTS", 0)
     interval = cfg.get("interval_ms", 2000)
     gc.collect()
-    _m = tinyseg_mp.load(cfg.get("model", "model.tsb"))
+    _m = tinyseg_mp.load(cfg.get("model", "model.tsb"), input_view=True)  # each frame is converted into it
     meta = _m.meta
     if meta["in_c"] != 3 or meta["in_dtype"] > 1:
         raise ValueError("the demo needs a model with an 8-bit HxWx3 image input")

@@ -191,6 +191,10 @@ def check(p, raw, m):
         # The array path reads blocks of whole rows: rows contiguous, or broadcast.
         if p[22] and ((n2 > 1 and s2 > 1) or (n1 > 1 and s1 and s1 != (n2 if s2 else 1))):
             b.bad(m, p, j + 1, "is not a stride the array kernel can read (arr_ok set)")
+    if p[22]:  # the array path's blocks: an output dimension broadcast in both operands has no extent
+        for n, i in ((n1, 1), (n2, 2)):
+            if n > 1 and not (p[9 + i] or p[12 + i]):
+                b.bad(m, p, 6 + i, "is broadcast in both operands (their strides are 0)")
     b.span(m, p, 5, n0 * n1 * n2)
     if p[0] == 0:
         b.need_blob(m, p, raw, 2048)  # the two input tables

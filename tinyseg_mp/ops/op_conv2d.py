@@ -223,6 +223,11 @@ def blob_bytes(p):
     return p[20] + 16 * p[7] + 320 * ((p[7] + 7) >> 3)
 
 
+def window_bytes(p):
+    """The Thumb kernel's window: k_h padded input rows (ops/thumb/conv2d.py)."""
+    return p[8] * max((p[6] - 1) * p[11] + (p[9] - 1) * p[13] + 1, p[15] + p[2]) * p[3]
+
+
 def check(p, raw, m):
     from tinyseg_mp import check as b
 
@@ -240,4 +245,5 @@ def check(p, raw, m):
     b.need_blob(m, p, raw, blob_bytes(p))
     b.blob_ints(m, p, raw, p[20] + 12 * p[7], p[7], -31, 31, "shift")  # the kernels shift by them
     b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])
+    b.window(m, window_bytes(p))
 

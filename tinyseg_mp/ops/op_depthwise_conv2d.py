@@ -183,5 +183,6 @@ def check(p, raw, m):
         if p[8] * ((p[7] + 7) & ~7) * wide > 8 * m.meta["arena_bytes"] + 65536:
             b.bad(m, p, "window", "needs a Thumb window of %d bytes: kernel, stride, dilation or width out of range"
                   % (p[8] * ((p[7] + 7) & ~7) * wide))
+        b.window(m, p[8] * ((p[7] + 7) & ~7) * wide)  # k_h rows of 8 bytes per pixel per group
     b.blob_ints(m, p, raw, p[21] + 8 * p[7], p[7], -31, 31, "shift")
     b.row_span(m, p, p[2], p[3], p[6], p[9], p[11], p[13], p[15])

@@ -170,7 +170,8 @@ def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
     from tinyseg_mp import check as b
 
-    b.least(m, p, 0, (2, 3))
+    b.least(m, p, 0, (2,))
+    b.least(m, p, 1, (3,))  # a row of no values has no maximum
     b.span(m, p, 0, p[2] * p[3])
     b.span(m, p, 1, p[2] * p[3])
     b.need_blob(m, p, raw, 2048)

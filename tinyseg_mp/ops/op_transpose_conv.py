@@ -185,6 +185,15 @@ def thumb_bytes(p):
     return groups * 8 * k_h * k_w * p[3] + s_h * s_w * groups * 320
 
 
+def window_bytes(p):
+    """The Thumb kernel's window (ops/thumb/transpose_conv.py): the input rows
+    one output row reads, padded by k_w - 1 columns left and what the last
+    output column needs right."""
+    in_w, in_c, out_w, k_h, k_w, s_h, s_w, pad_l = p[2], p[3], p[6], p[8], p[9], p[10], p[11], p[13]
+    right = max(0, (out_w - 1 + pad_l) // s_w - in_w + 1)
+    return (k_h + s_h - 1) // s_h * (k_w - 1 + in_w + right) * in_c
+
+
 def check(p, raw, m):
     """Load-time check (convention: tinyseg_mp/ops/__init__.py)."""
     from tinyseg_mp import check as b
@@ -208,4 +217,5 @@ def check(p, raw, m):
             b.bad(m, p, "blob", "has %d bytes past the tables; no phase blocks where a stride exceeds the kernel" % (
                 raw - base))
         b.need_blob(m, p, raw, base + thumb_bytes(p))
+        b.window(m, window_bytes(p))
     b.blob_ints(m, p, raw, p[18] + 8 * p[7], p[7], -31, 31, "shift")  # the kernels shift by them
