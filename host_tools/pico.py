@@ -162,6 +162,10 @@ def run_jobs(jobs: list[Job], firmware: str = "stock", probe: int = 0, ballast: 
                   + f"import tinyseg_pico_runner\ntinyseg_pico_runner.main({specs!r}, {int(probe)})\n")
         rc, out, err, report = _emulate(files, script, firmware, timeout_s)
     if rc != 0:
+        # The board's own error, in one line, where it printed one.
+        raised = re.findall(r"^(\w+(?:Error|Exception)\b.*)$", out + "\n" + err, re.M)
+        if raised and rc != 124:
+            raise RunError(f"on the virtual Pico: {raised[-1].strip()}")
         what = "timed out" if rc == 124 else f"failed (exit {rc})"
         raise RunError(f"virtual Pico run {what}:\n{out[-1500:]}{err[-2500:]}")
     boot = json.loads(re.search(r"^TSBOOT (\{.*\})$", out, re.M).group(1))
