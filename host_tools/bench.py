@@ -220,13 +220,14 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
         for backend in (None, "viper"):
             todo = [r for r in rows if "path" in r]
             progress(f"  virtual Pico ({firmware} firmware), backend {backend or 'default'}: "
-                     f"{len(todo)} bundles in one boot ...")
-            # A warm-up run first (the smallest bundle, its figures dropped): the
-            # boot's first inference also pays one-time allocations (the kernels'
-            # window, the spill stages' first blocks).
+                     f"{len(todo)} bundles, a boot each ...")
+            # One boot per bundle, as a board runs one model (after a big one the
+            # heap may not have the next arena in one piece), each after a
+            # warm-up run of the smallest bundle, its figures dropped: a boot's
+            # first inference pays one-time costs.
             warm = min(todo, key=lambda r: r["steps"])
-            jobs = [pico.Job(r["path"], r["x"], backend, timed=True) for r in [warm] + todo]
-            results = pico.run_jobs(jobs, firmware)[1:]
+            results = [pico.run_jobs([pico.Job(r_["path"], r_["x"], backend, timed=True) for r_ in (warm, r)],
+                                     firmware)[1] for r in todo]
             for r, s in zip(todo, results):
                 key = s["backend"]
                 cyc = {op: s["op_us"].get(op, 0) * prof.clock_hz / 1e6 / n for op, n in r["macs"].items() if n}

@@ -235,3 +235,8 @@ class Model:
         if self.spill is not None:
             _spill().close(self.spill)
             self.spill = None
+        if self.win and self.backend == "thumb":  # the window load allocated: the next model gets the heap whole
+            from tinyseg_mp.ops.thumb import conv2d
+
+            conv2d.release()
+            self.win = 0

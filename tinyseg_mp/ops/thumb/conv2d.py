@@ -459,6 +459,12 @@ def window(rows, wide, fill):
     return at
 
 
+def release():
+    """Free the window (Model.close)."""
+    global _win
+    _win = bytearray(0)
+
+
 def load_row(dst, src, n, fill, present):
     """Window row bytes at address dst: n input bytes from address src as
     x + 128, or, for a row outside the input, the zero point `fill`."""
