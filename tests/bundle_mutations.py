@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from fuzz_outcome import own_error  # the outcome rule, shared with mp_fuzz_runner.py
 from tinyseg_mp import bundle
 
 HEAD = struct.calcsize(bundle.HEADER)
@@ -116,19 +117,6 @@ def apply(data: bytes, mutation: tuple, fix_crc: bool) -> bytes:
     else:
         raise ValueError(mutation)
     return fix_crcs(bytes(b)) if fix_crc else bytes(b)
-
-
-def own_error(exc: BaseException, path: str) -> bool:
-    """The project's own errors: BundleError; a MemoryError or spill OSError
-    with the runtime's one-line message; run()'s refusals of bad input."""
-    msg = str(exc)
-    if isinstance(exc, bundle.BundleError):
-        return True
-    if isinstance(exc, MemoryError):
-        return msg.startswith(path + ": the model needs")
-    if isinstance(exc, OSError):
-        return msg.startswith(("spill: writing", "filesystem full: the spill files", "spill files "))
-    return False
 
 
 def classify(path: str, inp: bytes, ref: bytes, backend: str, spill_path: str) -> tuple[str, str]:

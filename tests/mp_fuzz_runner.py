@@ -8,19 +8,7 @@
 import sys
 
 import tinyseg_mp
-from tinyseg_mp import bundle
-
-
-def own_error(exc, path):
-    msg = str(exc)
-    if isinstance(exc, bundle.BundleError):
-        return True
-    if isinstance(exc, MemoryError):
-        return msg.startswith(path + ": the model needs")
-    if isinstance(exc, OSError):
-        return msg.startswith("spill: writing") or msg.startswith("filesystem full: the spill files") or \
-            msg.startswith("spill files ")
-    return False
+from fuzz_outcome import own_error  # beside this script, on MicroPython's path
 
 
 def read(path):
