@@ -204,7 +204,7 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
                 except BudgetError as exc:
                     rows.append({"model": model.stem, "plan": plan, "refused": str(exc).split(": ", 1)[-1][:90]})
                     continue
-                held = load_buffers(c.chosen, c.steps) + prof.flash_block_bytes * c.spill_count
+                held = load_buffers(c, prof.flash_block_bytes)
                 if held > prof.budget:  # it would stop with a MemoryError, and the whole boot with it
                     rows.append({"model": model.stem, "plan": plan, "refused": f"its buffers take {held:,d} B, over "
                                  f"the board's budget of {prof.budget:,d} B"})

@@ -154,7 +154,7 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
     budget = room if budget is None else min(budget, room)
     for _ in range(4):  # each retry lowers the arena by what the other buffers took
         compiled = _guard(model, "compiling", _compile_model, model, out, budget, *args)
-        held = load_buffers(compiled.chosen, compiled.steps) + spill_stage * compiled.spill_count
+        held = load_buffers(compiled, spill_stage)
         if held <= room:
             return compiled
         if progress:
@@ -166,10 +166,11 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
                       f"than the board's {room:,d}; the smallest arena tried was {compiled.chosen.peak:,d} bytes")
 
 
-def load_buffers(chosen: Plan, steps: list[Step]) -> int:
+def load_buffers(compiled: Compiled, spill_stage: int = 0) -> int:
     """Bytes of the buffers Model() allocates (a streamed plan's input_view()
-    buffer included: the board demo converts each camera frame into it)."""
-    return sum(runtime_buffers(chosen, steps).values())
+    buffer included: the board demo converts each camera frame into it), with
+    a stage of spill_stage bytes per spill slot."""
+    return sum(runtime_buffers(compiled.chosen, compiled.steps).values()) + spill_stage * compiled.spill_count
 
 
 def _compile_model(model, out, budget, progress, max_alloc, thumb, spill_stage) -> Compiled:
