@@ -13,7 +13,10 @@
 # where the last term is folded into the bias on the host: the table of
 # ops/thumb/conv2d.py (host_tools/lower/op_conv2d.py requant_table) with no
 # S correction. Requantisation as conv2d: TFLite Micro's
-# MultiplyByQuantizedMultiplier on 16-bit limbs, exact.
+# MultiplyByQuantizedMultiplier on 16-bit limbs, exact. Its instructions are
+# conv2d's _conv_row requantisation loop again: the inline assembler has no
+# call between two asm functions, and a Python call per output would cost
+# more than the loop; a change to one must be made to both.
 # The blob's Thumb layout, after the reference tables (op_depthwise_conv2d):
 # per group, taps (ky, kx) x 8 int32 weights (lanes past out_c are 0); then
 # per group 8 rows of the 10-int32 requantisation table.
