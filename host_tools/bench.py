@@ -200,7 +200,7 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
                 path = Path(tmp) / f"{model.stem}_{len(rows)}.tsb"
                 try:
                     c = compile_model(model, path, budget, thumb=prof.thumb, room=room,
-                                      spill_stage=prof.flash_block_bytes)
+                                      spill_stage=prof.flash_block_bytes, costs=prof.costs)
                 except BudgetError as exc:
                     rows.append({"model": model.stem, "plan": plan, "refused": str(exc).split(": ", 1)[-1][:90]})
                     continue

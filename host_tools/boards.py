@@ -35,6 +35,14 @@ class Board:
     mpy_arch: str
     camera: str | None
     measured: dict | None = None  # field -> the command that measured it (others are typical figures)
+    plan_costs: dict | None = None  # the planner's latency weights on this chip (streaming.Costs fields)
+
+    @property
+    def costs(self):
+        """The planner's cost model for this board: its measured plan_costs, else the unix port's."""
+        from .streaming import UNIX_PORT, Costs
+
+        return Costs(**self.plan_costs) if self.plan_costs else UNIX_PORT
 
     @property
     def budget(self) -> int:

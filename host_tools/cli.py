@@ -93,7 +93,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     raw = tflite_import.load_raw(args.model)
     baseline = tflm_plan(raw)
     unoptimized = plan_memory(tflite_import.load(args.model))
-    chosen = plan_model(args.model, budget, None if args.json else _progress)
+    chosen = plan_model(args.model, budget, None if args.json else _progress, board.costs if board else None)
     graph, opt, sp = chosen.graph, chosen.optimized, chosen.streamed
     report = plan_report(opt.graph, baseline, unoptimized, opt, board)
     report.update(peak_bytes=chosen.peak, budget_met=chosen.met, mode="streamed" if sp else "whole tensors")
@@ -179,7 +179,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         room = board.budget if board and not args.budget else None
         result = compile_model(args.model, args.output, budget, _progress,
                                max_alloc=board.max_alloc_bytes if board else None, thumb=bool(board and board.thumb),
-                               room=room, spill_stage=board.flash_block_bytes if board else 0)
+                               room=room, spill_stage=board.flash_block_bytes if board else 0,
+                               costs=board.costs if board else None)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3

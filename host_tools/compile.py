@@ -86,12 +86,14 @@ def _guard(model, stage: str, fn, *args, **kw):
             "re-export the model, or report it with the model") from None
 
 
-def plan_model(model: str | Path, budget: int | None = None, progress=None) -> Plan:
-    """Whole tensors and spills when they fit `budget`; else band streaming."""
-    return _guard(model, "planning", _plan_model, model, budget, progress)
+def plan_model(model: str | Path, budget: int | None = None, progress=None,
+               costs: streaming.Costs | None = None) -> Plan:
+    """Whole tensors and spills when they fit `budget`; else band streaming,
+    choosing among band plans by `costs` (a board's plan_costs)."""
+    return _guard(model, "planning", _plan_model, model, budget, progress, costs or streaming.UNIX_PORT)
 
 
-def _plan_model(model, budget, progress) -> Plan:
+def _plan_model(model, budget, progress, costs) -> Plan:
     graph = tflite_import.load(model)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise tflite_import.ModelError(f"{model}: {len(graph.inputs)} inputs, {len(graph.outputs)} outputs; one of each is supported")
@@ -102,7 +104,7 @@ def _plan_model(model, budget, progress) -> Plan:
     # A padded copy or a flattened copy would have to be made whole: the conv
     # pads as it reads, and FULLY_CONNECTED reads any shape flattened.
     rewrites = elide_identity_pads(stream_graph) + fold_pads(stream_graph) + elide_flattens(stream_graph)
-    streamed = streaming.search(stream_graph, budget, progress)
+    streamed = streaming.search(stream_graph, budget, progress, costs)
     if streamed is None or streamed.peak >= opt.plan.peak:
         return Plan(graph, opt)
     return Plan(stream_graph, opt, streamed, rewrites)
@@ -137,7 +139,7 @@ def check_max_alloc(model: str | Path, buffers: dict[str, int], max_alloc: int) 
 
 def compile_model(model: str | Path, out: str | Path, budget: int | None = None, progress=None,
                   max_alloc: int | None = None, thumb: bool = False, room: int | None = None,
-                  spill_stage: int = 0) -> Compiled:
+                  spill_stage: int = 0, costs: streaming.Costs | None = None) -> Compiled:
     """Compile `model`; with a budget, spill, then stream, until the planned
     arena fits it. With max_alloc (a board's max_alloc_bytes), every buffer
     the runtime allocates must fit in one block of that size. thumb: for
@@ -146,9 +148,11 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
     arena, the weight buffer and a streamed plan's output buffer together
     must fit it; the arena budget is lowered until they do. spill_stage (a
     board's flash block): the RAM per spill slot that keeps littlefs from
-    copying blocks (tinyseg_mp/spill.py), counted in room. The bundle is
-    checked with the device's own loader before it is renamed into place."""
-    args = (progress, max_alloc, thumb, spill_stage)
+    copying blocks (tinyseg_mp/spill.py), counted in room. costs: the
+    latency model band plans are chosen by (a board's plan_costs; None: the
+    unix port's). The bundle
+    is checked with the device's own loader before it is renamed into place."""
+    args = (progress, max_alloc, thumb, spill_stage, costs)
     if room is None:
         return _guard(model, "compiling", _compile_model, model, out, budget, *args)
     budget = room if budget is None else min(budget, room)
@@ -173,8 +177,8 @@ def load_buffers(compiled: Compiled, spill_stage: int = 0) -> int:
     return sum(runtime_buffers(compiled.chosen, compiled.steps).values()) + spill_stage * compiled.spill_count
 
 
-def _compile_model(model, out, budget, progress, max_alloc, thumb, spill_stage) -> Compiled:
-    chosen = plan_model(model, budget, progress)
+def _compile_model(model, out, budget, progress, max_alloc, thumb, spill_stage, costs) -> Compiled:
+    chosen = plan_model(model, budget, progress, costs)
     if not chosen.met:
         raise BudgetError(f"{model}: cannot fit a budget of {budget:,d} bytes; the smallest peak reached is "
                           f"{chosen.peak:,d} bytes: {chosen.why_not()}. Use a budget of at least that.")

@@ -114,7 +114,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     progress(f"[1/5] compiling {model.name} for {prof.name} (arena budget {prof.budget:,d} bytes) ...")
     try:
         compiled = compile_model(model, bundle, prof.budget, max_alloc=prof.max_alloc_bytes, thumb=prof.thumb,
-                                 room=prof.budget, spill_stage=prof.flash_block_bytes)
+                                 room=prof.budget, spill_stage=prof.flash_block_bytes, costs=prof.costs)
         fits = True
     except BudgetError:
         best = optimize(tflite_import.load(model), prof.budget).plan.peak  # the smallest peak spilling reaches

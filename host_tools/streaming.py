@@ -37,6 +37,7 @@ from tinyseg_mp import compress
 from .bundle_writer import Step
 from .graph import DTYPE_SIZES, Graph, Op, Tensor
 from .lower import LOWERINGS, LowerContext, hwc
+from .macs import op_macs
 from .memplan import MemoryPlan, PlannedBuffer, _align
 from .planner import BestOrderPlanner
 from .quant import resize_bilinear_axis, resize_nearest_indices
@@ -54,13 +55,23 @@ BAND_CHOICES = (1, 2, 4, 8)
 # Weight blocks of streamed plans: the device's weight buffer is this big
 # (small boards: the buffer counts against the same heap as the arena).
 STREAM_MAX_BLOB = 4096
-# Relative latency weights of the planner's cost model, in microseconds,
-# measured in the unix port (benchmarks/README.md): per device step, per
-# weight byte inflated, per byte written to / read from the spill store.
-COST_STEP_US = 25.0
-COST_WEIGHT_BYTE_US = 0.004
-COST_FLASH_WRITE_BYTE_US = 0.05
-COST_FLASH_READ_BYTE_US = 0.02
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Latency weights of the planner's cost model, in microseconds: per
+    device step, per weight byte loaded, per byte written to / read from the
+    spill store, and per multiply-accumulate of a recomputed op (None: the
+    planner does not recompute). The defaults were measured in the unix port
+    (benchmarks/README.md); a board profile's plan_costs come from its chip."""
+    step_us: float = 25.0
+    weight_byte_us: float = 0.004
+    flash_write_byte_us: float = 0.05
+    flash_read_byte_us: float = 0.02
+    mac_us: float | None = None
+
+
+UNIX_PORT = Costs()
 
 
 def _image(t: Tensor) -> bool:
@@ -128,6 +139,9 @@ class Node:
     # as they are made; the output is written by the call that ends the input.
     reduce: bool = False
     acc_bytes: int = 0  # int32 sums kept in the arena between its calls
+    # A copy of an op computed again for a late reader (from the fed input,
+    # through copies of the ops before it), so no ring holds its rows until then.
+    recomputed: bool = False
 
 
 @dataclass
@@ -150,14 +164,18 @@ class StreamPlan:
     spilled: dict[int, set[int]]  # what make_plan was asked to spill: tensor -> its readers from flash
     steps: list[Step] = field(default_factory=list)
     cuts: frozenset[int] = frozenset()  # spilled tensors that are stage cuts (every reader fetches after it is whole)
+    recomputed: dict[int, frozenset[int]] = field(default_factory=dict)  # tensor -> readers of a recomputed copy
+    recomputed_macs: int = 0  # multiply-accumulates of the ops computed again for them
 
     @property
     def peak(self) -> int:
         return self.plan.peak
 
-    def cost_us(self) -> float:
-        return (len(self.steps) * COST_STEP_US + weight_bytes(self) * COST_WEIGHT_BYTE_US
-                + self.flash_bytes() * COST_FLASH_WRITE_BYTE_US + self.fetched_bytes() * COST_FLASH_READ_BYTE_US)
+    def cost_us(self, costs: Costs = UNIX_PORT) -> float:
+        """Estimated latency (before the steps are lowered: the spill store's and recomputing's part)."""
+        return (len(self.steps) * costs.step_us + weight_bytes(self) * costs.weight_byte_us
+                + self.flash_bytes() * costs.flash_write_byte_us + self.fetched_bytes() * costs.flash_read_byte_us
+                + self.recomputed_macs * (costs.mac_us or 0.0))
 
     def flash_bytes(self) -> int:
         """Spilled bytes written per inference, before compression."""
@@ -304,11 +322,15 @@ def _pool_as_mean(graph: Graph, op: Op) -> Step | None:
 
 
 def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]],
-                cuts: frozenset[int] = frozenset()) -> tuple[list[Node], Node]:
+                cuts: frozenset[int] = frozenset(),
+                recomputed: dict[int, frozenset[int]] | None = None) -> tuple[list[Node], Node]:
     """Nodes for every op needed by the output; ops whose output has at least
     `threshold` bytes and can stream get `band` rows per call; a tensor in
     `spilled` goes to flash, and the ops listed for it read it back from there
-    (a tensor in `cuts`, spilled for all its readers: once it is whole)."""
+    (a tensor in `cuts`, spilled for all its readers: once it is whole). A
+    tensor in `recomputed` is computed again for the readers listed for it:
+    each reads its own copy of the ops from the model input to the tensor."""
+    recomputed = recomputed or {}
     rings: dict[int, Ring] = {}
     nodes: list[Node] = []
     producer: dict[int, Node] = {}
@@ -327,17 +349,38 @@ def build_nodes(graph: Graph, band: int, threshold: int, spilled: dict[int, set[
         node.drain = out.index in graph.outputs
         producer[out.index] = node
         nodes.append(node)
+
+    def feed_for(node: Node, i: int) -> Ring:
+        t = graph.tensors[i]
+        rows, row_bytes = _geometry(t)
+        streams = node.reduce or node.band < node.out.rows
+        feed = Node(f"feed '{t.name}' for {node.name}", "feed", Ring(f"{t.name} (fed)", i, rows, row_bytes),
+                    band=band if streams else rows)
+        nodes.append(feed)
+        return feed.out
+
+    def copy_of(i: int, reader: Node, made: dict[int, Ring]) -> Ring:
+        """A ring of tensor i computed again for `reader` (made: the copies so far)."""
+        if i in graph.inputs:
+            return feed_for(reader, i)
+        if i not in made:
+            first = producer[i]
+            node = Node(f"{first.name} (recomputed for {reader.name})", "op",
+                        replace(first.out, name=f"{first.out.name} (recomputed)", depth=1), first.op,
+                        band=first.band, recomputed=True)
+            nodes.append(node)
+            node.ins = [copy_of(j, node, made) for j in data_inputs(graph, first.op)]
+            made[i] = node.out
+        return made[i]
+
     for node in list(nodes):
         op = node.op
         for i in data_inputs(graph, op):
             t = graph.tensors[i]
-            if i in graph.inputs:  # one feed per reader: re-reading the caller's buffer is free
-                rows, row_bytes = _geometry(t)
-                streams = node.reduce or node.band < node.out.rows
-                feed = Node(f"feed '{t.name}' for {node.name}", "feed", Ring(f"{t.name} (fed)", i, rows, row_bytes),
-                            band=band if streams else rows)
-                nodes.append(feed)
-                node.ins.append(feed.out)
+            if op.index in recomputed.get(i, ()):
+                node.ins.append(copy_of(i, node, {}))
+            elif i in graph.inputs:  # one feed per reader: re-reading the caller's buffer is free
+                node.ins.append(feed_for(node, i))
             elif op.index in spilled.get(i, ()):
                 src = rings[i]
                 fetch = Node(f"fetch '{t.name}' for {node.name}", "fetch",
@@ -578,10 +621,10 @@ def _op_steps(graph: Graph, node: Node, y0: int, y1: int, offsets: dict[int, int
 
 
 def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[int]],
-              cuts: frozenset[int] = frozenset()) -> StreamPlan:
+              cuts: frozenset[int] = frozenset(), recomputed: dict[int, frozenset[int]] | None = None) -> StreamPlan:
     """The plan of one choice: band height, streaming threshold, spills (and
-    which of them are stage cuts: see build_nodes)."""
-    nodes, last = build_nodes(graph, band, threshold, spilled, cuts)
+    which of them are stage cuts), recomputed tensors: see build_nodes."""
+    nodes, last = build_nodes(graph, band, threshold, spilled, cuts, recomputed)
     calls = pull_schedule(graph, nodes, last)
     used = {id(c.node) for c in calls}
     nodes = [n for n in nodes if id(n) in used]
@@ -592,7 +635,9 @@ def make_plan(graph: Graph, band: int, threshold: int, spilled: dict[int, set[in
             n.acc_bytes = 4 * graph.tensors[n.op.outputs[0]].elements
     plan, offsets = plan_rings(graph, nodes, calls)
     spills = [n.out for n in nodes if n.kind == "op" and n.spill_slot >= 0]
-    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold, spilled, cuts=frozenset(cuts))
+    return StreamPlan(nodes, calls, plan, offsets, spills, band, threshold, spilled, cuts=frozenset(cuts),
+                      recomputed=dict(recomputed or {}),
+                      recomputed_macs=sum(op_macs(graph, n.op) for n in nodes if n.recomputed))
 
 
 def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozenset[int]]]:
@@ -602,7 +647,7 @@ def spill_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozense
     first_read: dict[tuple[int, int], int] = {}
     last_made: dict[int, int] = {}
     for at, c in enumerate(plan.calls):
-        if c.node.kind == "op":
+        if c.node.kind == "op" and not c.node.recomputed:
             last_made[c.node.out.tensor] = at
             for r in c.node.ins:
                 first_read.setdefault((r.tensor, c.node.op.index), at)
@@ -633,25 +678,59 @@ def cut_candidates(graph: Graph, plan: StreamPlan) -> list[int]:
             and t.index in made and t.index in held]
 
 
-def _greedy_spills(graph: Graph, band: int, threshold: int, budget: int, cut: bool) -> StreamPlan:
+def recompute_candidates(graph: Graph, plan: StreamPlan) -> list[tuple[int, frozenset[int]]]:
+    """Skip tensors whose late readers (as spill_candidates) could each read
+    a copy computed again from the model input: every op before the tensor
+    streams (none sums rows, none is spilled or already recomputed)."""
+    streamed = {n.op.index for n in plan.nodes if n.kind == "op" and not n.reduce and n.band < n.out.rows}
+    held = {t for t, _ in plan.spilled.items()} | set(plan.recomputed)
+    result = []
+    for t, readers in spill_candidates(graph, plan):
+        todo, seen = [t], set()
+        while todo:
+            i = todo.pop()
+            if i in graph.inputs or i in seen:
+                continue
+            seen.add(i)
+            op = graph.tensors[i].producer
+            if op not in streamed or i in held or i in graph.outputs:
+                break
+            todo += data_inputs(graph, graph.ops[op])
+        else:
+            result.append((t, readers))
+    return result
+
+
+def _greedy_spills(graph: Graph, band: int, threshold: int, budget: int, cut: bool,
+                   costs: Costs = UNIX_PORT) -> StreamPlan:
     """Greedy: from no spills, add the skip spill (for its late readers) or,
     with `cut`, the stage cut that lowers the peak most, while the peak is
-    over `budget` and any does."""
+    over `budget` and any does. When `costs` prices recomputing (a chip
+    where flash writes cost more than computing again), recomputing a skip
+    tensor is a choice too, and each step takes the change that adds the
+    least estimated latency per byte of peak it saves."""
     best = make_plan(graph, band, threshold, {})
     while best.peak > budget:
-        trials = [make_plan(graph, band, threshold, {**best.spilled, t: set(readers)}, best.cuts)
+        trials = [make_plan(graph, band, threshold, {**best.spilled, t: set(readers)}, best.cuts, best.recomputed)
                   for t, readers in spill_candidates(graph, best)]
         trials += [make_plan(graph, band, threshold, {**best.spilled, t: set(graph.tensors[t].consumers)},
-                             best.cuts | {t})
+                             best.cuts | {t}, best.recomputed)
                    for t in cut_candidates(graph, best)] if cut else []
+        if costs.mac_us is not None:
+            trials += [make_plan(graph, band, threshold, best.spilled, best.cuts, {**best.recomputed, t: readers})
+                       for t, readers in recompute_candidates(graph, best)]
         trials = [p for p in trials if p.peak < best.peak]
         if not trials:
             break
-        best = min(trials, key=lambda p: (p.peak, p.cost_us()))
+        if costs.mac_us is None:
+            best = min(trials, key=lambda p: (p.peak, p.cost_us()))
+        else:
+            base = best.cost_us(costs)
+            best = min(trials, key=lambda p: ((p.cost_us(costs) - base) / (best.peak - p.peak), p.peak))
     return best
 
 
-def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
+def search(graph: Graph, budget: int, progress=None, costs: Costs = UNIX_PORT) -> StreamPlan | None:
     """The plan of least estimated latency whose peak fits `budget`, or the
     plan of least peak (peak > budget) when none fits; None when no op streams.
     Stage cuts (every row of an activation to flash and back, each inference)
@@ -665,7 +744,7 @@ def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
     for cut in (False, True):
         for band in BAND_CHOICES:
             for threshold in sizes:
-                best = _greedy_spills(graph, band, threshold, budget, cut)
+                best = _greedy_spills(graph, band, threshold, budget, cut, costs)
                 if progress:
                     progress(f"band {band}, stream tensors >= {threshold:,d} B{', stage cuts' if cut else ''}: "
                              f"peak {best.peak:,d} B")
@@ -674,13 +753,14 @@ def search(graph: Graph, budget: int, progress=None) -> StreamPlan | None:
                 if best.peak <= budget:
                     best.steps = lower_calls(graph, best.calls, best.offsets)
                     fitting.append(best)
-                    break  # a lower threshold streams more ops: no faster
+                    if not best.spills or costs.mac_us is None:
+                        break  # a lower threshold streams more ops: no faster, unless it writes less to flash
         if fitting:
             break
     if not fitting:
         smallest.steps = lower_calls(graph, smallest.calls, smallest.offsets)
         return smallest
-    return min(fitting, key=lambda p: p.cost_us())
+    return min(fitting, key=lambda p: p.cost_us(costs))
 
 
 def weight_bytes(plan: StreamPlan) -> int:
