@@ -13,6 +13,7 @@ import pytest
 
 from conftest import FIXTURES, model_path
 from host_tools import streaming, tflite_import
+from host_tools.boards import load_board
 from host_tools.compile import compile_model, plan_model
 from host_tools.optimize import elide_flattens, elide_identity_pads, fold_pads
 from host_tools.runner import RunError, run_bundle
@@ -310,3 +311,20 @@ def test_a_stage_cut_separates_the_rings_before_it_from_those_after_it():
         for n in plan.nodes:
             if n.kind == "op" and n.out.tensor in upstream and n.out.tensor not in plan.cuts:
                 assert life[f"{n.out.name} ({n.out.depth}/{n.out.rows} rows)"][1] < min(fetched), n.name
+
+
+def test_rp2040_costs_recompute_a_skip_instead_of_spilling_it(tmp_path):
+    """With the RP2040's measured costs (a 4 KB flash erase takes 45 ms) the
+    Tiny U-Net board plan recomputes a skip tensor for its late readers and
+    spills nothing; it stays exact and writes no flash."""
+    board = load_board("rp2040")
+    path = tmp_path / "tu.tsb"
+    compiled = compile_model(model_path("tiny_unet"), path, board.budget, thumb=board.thumb, room=board.budget,
+                             spill_stage=board.flash_block_bytes, costs=board.costs)
+    sp = compiled.chosen.streamed
+    assert sp is not None and sp.recomputed and not sp.spilled and sp.recomputed_macs > 0
+    assert any(n.recomputed for n in sp.nodes)
+    x = sample_inputs("tiny_unet")[0]
+    ours, stats = run_bundle(str(path), x, "cpython", "numpy")
+    assert_matches(ours, tflm_reference("tiny_unet", x))
+    assert stats["flash_write_bytes"] == 0
