@@ -170,17 +170,18 @@ def _progress(msg: str) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import BudgetError, compile_model
+    from .compile import BudgetError, compile_for_board, compile_model
 
     _check_out_file(args.output, "-o")
     budget, board = _budget(args)
     try:
-        # For a board: its budget holds the arena and the weight and output buffers.
-        room = board.budget if board and not args.budget else None
-        result = compile_model(args.model, args.output, budget, _progress,
-                               max_alloc=board.max_alloc_bytes if board else None, thumb=bool(board and board.thumb),
-                               room=room, spill_stage=board.flash_block_bytes if board else 0,
-                               costs=board.costs if board else None)
+        if board and not args.budget:  # the board's budget holds the arena and the weight and output buffers
+            result = compile_for_board(args.model, args.output, board, _progress)
+        else:
+            result = compile_model(args.model, args.output, budget, _progress,
+                                   max_alloc=board.max_alloc_bytes if board else None,
+                                   thumb=bool(board and board.thumb), spill_stage=board.flash_block_bytes if board else 0,
+                                   costs=board.costs if board else None)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3

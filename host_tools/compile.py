@@ -170,6 +170,14 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
                       f"than the board's {room:,d}; the smallest arena tried was {compiled.chosen.peak:,d} bytes")
 
 
+def compile_for_board(model: str | Path, out: str | Path, board, progress=None) -> Compiled:
+    """Compile `model` as `tinyseg compile --board` does for `board`
+    (boards.Board): its budget holds the arena and the other buffers, its
+    kernels' layouts, spill stages of its flash block, its measured costs."""
+    return compile_model(model, out, board.budget, progress, max_alloc=board.max_alloc_bytes, thumb=board.thumb,
+                         room=board.budget, spill_stage=board.flash_block_bytes, costs=board.costs)
+
+
 def load_buffers(compiled: Compiled, spill_stage: int = 0) -> int:
     """Bytes of the buffers Model() allocates (a streamed plan's input_view()
     buffer included: the board demo converts each camera frame into it), with

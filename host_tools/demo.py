@@ -95,7 +95,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     import matplotlib.pyplot as plt
 
     from . import tflite_import
-    from .compile import BudgetError, compile_model
+    from .compile import BudgetError, compile_for_board, compile_model
     from .memplan import plan_memory
     from .optimize import optimize
     from .report import plot_plan
@@ -113,8 +113,7 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     bundle = out_dir / "model.tsb"
     progress(f"[1/5] compiling {model.name} for {prof.name} (arena budget {prof.budget:,d} bytes) ...")
     try:
-        compiled = compile_model(model, bundle, prof.budget, max_alloc=prof.max_alloc_bytes, thumb=prof.thumb,
-                                 room=prof.budget, spill_stage=prof.flash_block_bytes, costs=prof.costs)
+        compiled = compile_for_board(model, bundle, prof)
         fits = True
     except BudgetError:
         best = optimize(tflite_import.load(model), prof.budget).plan.peak  # the smallest peak spilling reaches

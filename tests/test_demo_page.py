@@ -17,7 +17,7 @@ import pytest
 
 import tinyseg_mp.ops  # noqa: F401  (viper shims on CPython)
 from host_tools.boards import load_board
-from host_tools.compile import compile_model
+from host_tools.compile import compile_for_board
 from host_tools.demo import MODEL, frame_bytes, sample_images, tint
 from host_tools.runner import RunError, bundle_info, find_micropython, run_bundle
 from tinyseg_mp import image
@@ -51,8 +51,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("board")
     model = MODEL
     board = load_board("rp2040")  # compiled as `tinyseg compile --board rp2040` does
-    compile_model(model, root / "model.tsb", board.budget, thumb=board.thumb, room=board.budget,
-                  spill_stage=board.flash_block_bytes)
+    compile_for_board(model, root / "model.tsb", board)
     images, _, _ = sample_images(2)
     (root / "frames").mkdir()
     frames = [frame_bytes(img, "RGB565", "FRAME_QQVGA") for img in images]

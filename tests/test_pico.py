@@ -17,7 +17,7 @@ import pytest
 
 from conftest import FIXTURES, REPO
 from host_tools import pico, tflite_import
-from host_tools.compile import compile_model
+from host_tools.compile import compile_for_board, compile_model
 from host_tools.runner import bundle_info, run_bundle
 
 if shutil.which("node") is None:
@@ -210,8 +210,7 @@ def test_board_demo_runs_as_deployed_on_the_virtual_pico(tmp_path):
     board = load_board("rp2040")
     fs = tmp_path / "fs"
     shutil.copytree(pico.board_tree(), fs)
-    compile_model(MODEL, fs / "model.tsb", board.budget, thumb=board.thumb, room=board.budget,
-                  spill_stage=board.flash_block_bytes)
+    compile_for_board(MODEL, fs / "model.tsb", board)
     (fs / "tinyseg_demo").mkdir()
     for name in ("demo", "camera_files"):
         subprocess.run(find_mpy_cross() + ["-march=armv6m", "-o", str(fs / "tinyseg_demo" / f"{name}.mpy"),

@@ -14,7 +14,7 @@ import pytest
 from conftest import FIXTURES, model_path
 from host_tools import streaming, tflite_import
 from host_tools.boards import load_board
-from host_tools.compile import compile_model, plan_model
+from host_tools.compile import compile_for_board, compile_model, plan_model
 from host_tools.optimize import elide_flattens, elide_identity_pads, fold_pads
 from host_tools.runner import RunError, run_bundle
 from test_runtime import assert_matches, sample_inputs, tflm_reference, ulab_path  # noqa: F401 (fixture)
@@ -319,8 +319,7 @@ def test_rp2040_costs_recompute_a_skip_instead_of_spilling_it(tmp_path):
     spills nothing; it stays exact and writes no flash."""
     board = load_board("rp2040")
     path = tmp_path / "tu.tsb"
-    compiled = compile_model(model_path("tiny_unet"), path, board.budget, thumb=board.thumb, room=board.budget,
-                             spill_stage=board.flash_block_bytes, costs=board.costs)
+    compiled = compile_for_board(model_path("tiny_unet"), path, board)
     sp = compiled.chosen.streamed
     assert sp is not None and sp.recomputed and not sp.spilled and sp.recomputed_macs > 0
     assert any(n.recomputed for n in sp.nodes)
