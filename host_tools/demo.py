@@ -124,7 +124,10 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     info = bundle_info(bundle)
     spilled = ([r.name for r in compiled.chosen.streamed.spills] if compiled.chosen.streamed else
                [compiled.optimized.graph.tensors[s.tensor].name for s in compiled.optimized.spills])
-    result.update(bundle=str(bundle), bundle_bytes=compiled.bundle_bytes, fits_budget=fits, spills=spilled)
+    recomputed = ([compiled.chosen.graph.tensors[t].name for t in compiled.chosen.streamed.recomputed]
+                  if compiled.chosen.streamed else [])
+    result.update(bundle=str(bundle), bundle_bytes=compiled.bundle_bytes, fits_budget=fits, spills=spilled,
+                  recomputed=recomputed)
 
     # 2. memory table
     progress("[2/5] planning memory: TFLite Micro vs tinyseg ...")
@@ -136,7 +139,9 @@ def run_demo(out_dir: Path, board: str = "rp2040", progress: Callable[[str], Non
     progress(f"    TFLite Micro arena (head)      {tflm:9,d} bytes")
     progress(f"    tinyseg plan, no optimisations {unopt:9,d} bytes  ({100.0 * (unopt - tflm) / tflm:+.1f}%)")
     progress(f"    tinyseg plan, optimised        {peak:9,d} bytes  ({100.0 * (peak - tflm) / tflm:+.1f}%)"
-             + (f", {len(result['spills'])} tensor(s) spilled to flash" if result["spills"] else ""))
+             + (f", {len(spilled)} tensor(s) spilled to flash" if spilled else "")
+             + (f", {len(recomputed)} skip tensor(s) computed again for their late readers rather than"
+                " spilled (the board's flash writes cost more)" if recomputed else ""))
     progress(f"    {prof.name + ' budget':30s} {prof.budget:9,d} bytes  "
              f"({'fits' if fits else 'does NOT fit'}; bundle {compiled.bundle_bytes:,d} bytes)")
     progress("    (head: the tensor arena TFLite Micro's RecordingMicroAllocator reports for the same model;"

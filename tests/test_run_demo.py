@@ -63,10 +63,13 @@ def test_frame_bytes_round_trip():
         assert (got == want).all(), fmt
 
 
-def test_run_demo_default_board_spills_and_states_the_heap_it_used(tmp_path):
+def test_run_demo_default_board_recomputes_and_states_the_heap_it_used(tmp_path):
     lines = []
-    r = demo.run_demo(tmp_path / "out", progress=lines.append)  # rp2040: the model must spill to fit
-    assert r["board"] == "rp2040" and r["fits_budget"] and r["spills"]
+    r = demo.run_demo(tmp_path / "out", progress=lines.append)
+    # rp2040: the skip must leave RAM to fit; with the chip's measured costs (a flash erase dearer than
+    # its MACs) it is computed again for its late reader rather than spilled.
+    assert r["board"] == "rp2040" and r["fits_budget"] and r["recomputed"] and not r["spills"]
+    assert any("computed again" in line for line in lines)
     assert r["peak_bytes"] <= r["budget_bytes"] < r["tflm_arena_bytes"]
     vb = r["virtual_board"]
     if vb is None:
@@ -75,7 +78,7 @@ def test_run_demo_default_board_spills_and_states_the_heap_it_used(tmp_path):
     assert vb["heap_bytes"] >= vb["board_heap_bytes"]
     if vb["heap_bytes"] > vb["board_heap_bytes"]:
         assert "64-bit" in "\n".join(lines)
-    assert all(run["equal_to_host"] and run["flash_write_bytes"] > 0 for run in vb["runs"])
+    assert all(run["equal_to_host"] and run["flash_write_bytes"] == 0 for run in vb["runs"])
     # With the emulator beside the checkout, sample 0 also runs on real RP2040 firmware.
     from host_tools import pico
 

@@ -120,7 +120,15 @@ def test_tiny_unet_plans_under_160k_for_the_pico():
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["peak_bytes"] <= 160_000 and report["budget_bytes"] == load_board("rp2040").budget
-    assert report["spills"] and report["fusions"]
+    # The chip's measured costs price a flash erase above keeping the skip: this budget needs no spill.
+    assert report["fusions"] and not report["spills"]
+    assert report["flash"]["spill_write_bytes_per_inference"] == 0
+    # Below what recomputing reaches the skips do go to flash, and the report says what that costs it.
+    res = subprocess.run([sys.executable, "-m", "host_tools.cli", "plan", str(model_path("tiny_unet")),
+                          "--board", "rp2040", "--budget", "60000", "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["peak_bytes"] <= 60_000 and report["spills"]
     assert report["flash"]["spill_write_bytes_per_inference"] == sum(s["bytes"] for s in report["spills"])
     assert report["flash"]["lifetime_years_at_1_inference_per_s"] > 0
 
