@@ -47,3 +47,12 @@ def micropython_exe() -> str | None:
 @pytest.fixture(params=MODEL_NAMES)
 def model_name(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+# The files that boot the virtual Pico take minutes each: started first, they
+# run beside the many short files rather than after them.
+SLOW_FIRST = ("test_pico.py", "test_run_demo.py", "test_streaming.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in SLOW_FIRST)  # stable: the order within each part stays
