@@ -8,34 +8,64 @@ import sys
 NO_VIPER = False  # set True to take the plain-Python path even where viper exists (tests)
 
 
+_SPAN = 1 << 30  # how far a MicroPython stand-in pointer's view reaches past its address (unchecked, as viper)
+
+
 def _shims():
-    """ptr8/ptr16/ptr32 stand-ins: unsigned loads, truncating stores. Built on
-    first use so a board with viper never holds them."""
+    """ptr8/ptr16/ptr32 stand-ins: unsigned loads, truncating stores, and
+    addresses as viper has them (int(p), ptr8(an address)). Built on first
+    use so a board with viper never holds them."""
     if sys.implementation.name == "micropython":  # no memoryview.cast: struct it is
+        import uctypes
 
         class Ptr:
-            def __init__(self, buf, fmt, size, mask):
-                self.buf, self.fmt, self.size, self.mask = buf, fmt, size, mask
+            def __init__(self, obj, fmt, size, mask):
+                self.addr = obj if isinstance(obj, int) else int(obj) if isinstance(obj, Ptr) else uctypes.addressof(obj)
+                self.mem, self.fmt, self.size, self.mask = uctypes.bytearray_at(self.addr, _SPAN), fmt, size, mask
+
+            def __int__(self):
+                return self.addr
 
             def __getitem__(self, i):
-                return struct.unpack_from(self.fmt, self.buf, i * self.size)[0]
+                return struct.unpack_from(self.fmt, self.mem, i * self.size)[0]
 
             def __setitem__(self, i, v):
-                struct.pack_into(self.fmt, self.buf, i * self.size, v & self.mask)
+                struct.pack_into(self.fmt, self.mem, i * self.size, v & self.mask)
 
         return {"ptr8": lambda b: Ptr(b, "<B", 1, 0xFF), "ptr16": lambda b: Ptr(b, "<H", 2, 0xFFFF),
                 "ptr32": lambda b: Ptr(b, "<I", 4, 0xFFFFFFFF)}
 
-    def view(buf, code):
-        mv = memoryview(buf)
-        if mv.format != "B":
-            mv = mv.cast("B")
-        if code == "B":
-            return mv
-        size = struct.calcsize(code)
-        return mv[: len(mv) // size * size].cast(code)  # viper ignores a ragged tail; cast() refuses it
+    import ctypes
 
-    return {"ptr8": lambda b: view(b, "B"), "ptr16": lambda b: view(b, "H"), "ptr32": lambda b: view(b, "I")}
+    import numpy
+
+    # One view of the whole address space per item size: a stand-in pointer
+    # is an index into it, cheap to make for every ptr8(address) in a loop.
+    base = 4096  # below any heap address
+    whole = memoryview((ctypes.c_uint8 * ((1 << 48) - base)).from_address(base)).cast("B")
+    views = {"B": whole, "H": whole.cast("H"), "I": whole.cast("I")}
+
+    class CPtr:
+        __slots__ = ("addr", "mem", "at", "mask")
+
+        def __init__(self, obj, code, size, mask):
+            self.addr = obj if isinstance(obj, int) else obj.addr if isinstance(obj, CPtr) else \
+                numpy.frombuffer(obj, numpy.uint8).ctypes.data
+            if self.addr % size:
+                raise ValueError("unaligned ptr%d at 0x%x (a fault on the board)" % (8 * size, self.addr))
+            self.mem, self.at, self.mask = views[code], (self.addr - base) // size, mask
+
+        def __int__(self):
+            return self.addr
+
+        def __getitem__(self, i):
+            return self.mem[self.at + i]
+
+        def __setitem__(self, i, v):
+            self.mem[self.at + i] = v & self.mask
+
+    return {"ptr8": lambda b: CPtr(b, "B", 1, 0xFF), "ptr16": lambda b: CPtr(b, "H", 2, 0xFFFF),
+            "ptr32": lambda b: CPtr(b, "I", 4, 0xFFFFFFFF)}
 
 
 def install_cpython_shims():

@@ -13,6 +13,7 @@
 # rows (input row iy at in_off + (iy % in_ring) * in_w * in_c); in_h is the
 # whole input's height. A whole tensor is in_ring = in_h, oy0 = 0.
 import micropython
+from array import array
 
 from tinyseg_mp import backend
 from tinyseg_mp.ops import common
@@ -98,19 +99,85 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1, out_at):
         out[r : r + out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
 
 
+# The viper MAC loop's 8 accumulators and S = sum x' (words 0-8), and the run
+# length (word 9): a module global, so _dot8's register locals (the first
+# three: its two pointers and x) hold the hot values.
+_ACC = array("i", bytes(40))
+_fill_run = bytearray(0)  # a run of input zero points, for taps outside the input
+
+
 @micropython.viper
-def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, _out_zp: int, _lo: int, _hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
+def _dot8(s: ptr8, w: ptr8):
+    # _ACC[0..7] += sum x' * w'[0..7] and _ACC[8] += sum x' over _ACC[9]
+    # input bytes from s (raw int8, x' = x ^ 0x80), 8 weights per byte from w.
+    x = 0
+    a = ptr32(_ACC)
+    end = int(s) + a[9]
+    sx = a[8]
+    a0 = a[0]
+    a1 = a[1]
+    a2 = a[2]
+    a3 = a[3]
+    a4 = a[4]
+    a5 = a[5]
+    a6 = a[6]
+    a7 = a[7]
+    while int(s) < end:
+        x = int(s[0]) ^ 0x80
+        sx += x
+        a0 += x * int(w[0])
+        a1 += x * int(w[1])
+        a2 += x * int(w[2])
+        a3 += x * int(w[3])
+        a4 += x * int(w[4])
+        a5 += x * int(w[5])
+        a6 += x * int(w[6])
+        a7 += x * int(w[7])
+        s = ptr8(int(s) + 1)
+        w = ptr8(int(w) + 8)
+    a[0] = a0
+    a[1] = a1
+    a[2] = a2
+    a[3] = a3
+    a[4] = a4
+    a[5] = a5
+    a[6] = a6
+    a[7] = a7
+    a[8] = sx
+
+
+def _conv_viper(arena, src, blob, row_base, ring, oy0, oy1, out_at, *p):
+    global _fill_run
+    run = p[9] * p[3]  # k_w * in_c: the longest run of inputs one _dot8 call reads
+    if len(_fill_run) < run:
+        _fill_run = bytearray(run)
+    _fill_viper(_fill_run, run, p[16])
+    _conv_rows_viper(arena, src, blob, _fill_run, row_base, ring, oy0, oy1, out_at, *p)
+
+
+@micropython.viper
+def _fill_viper(buf, n: int, value: int):
+    b = ptr8(buf)
+    for i in range(n):
+        b[i] = value
+
+
+@micropython.viper
+def _conv_rows_viper(arena, src, blob, fill_run, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, _out_zp: int, _lo: int, _hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
     # The Thumb kernel's arithmetic (ops/thumb/conv2d.py): 8 output channels
     # at a time, sums of x' * w' with x' = x + 128 and w' = w + 128, and of
-    # x', over every tap (one outside the input reads the zero point); then
-    # its requantisation table.
+    # x', over every tap (one outside the input reads the zero point, from
+    # fill_run); each contiguous run of taps is one _dot8 call. Then the
+    # group's requantisation table.
     a = ptr8(arena)
-    s = ptr8(src)
-    w = ptr8(blob)
+    acc = ptr32(_ACC)
     h = ptr16(blob)
+    src_at = int(ptr8(src)) + row_base
+    fill_at = int(ptr8(fill_run))
+    w_at = int(ptr8(blob))
     row_bytes = in_w * in_c
     k = k_h * k_w * in_c
-    fill = (in_zp ^ 0x80) & 0xFF
+    run = k_w * in_c
     for g in range(0, out_c, 8):
         lanes = out_c - g
         if lanes > 8:
@@ -119,56 +186,36 @@ def _conv_viper(arena, src, blob, row_base: int, ring: int, oy0: int, oy1: int, 
         for oy in range(oy0, oy1):
             o = out_at + (oy - oy0) * out_w * out_stride + co0 + g
             for ox in range(out_w):
-                a0 = 0
-                a1 = 0
-                a2 = 0
-                a3 = 0
-                a4 = 0
-                a5 = 0
-                a6 = 0
-                a7 = 0
-                sx = 0
-                wp = g * k
+                for lane in range(9):
+                    acc[lane] = 0
+                wp = w_at + g * k
+                ix0 = ox * s_w - pad_l
+                whole = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w  # the k_w taps: one run in the row
                 for ky in range(k_h):
                     iy = oy * s_h + ky * d_h - pad_t
+                    if iy < 0 or iy >= in_h:
+                        acc[9] = run
+                        _dot8(ptr8(fill_at), ptr8(wp))
+                        wp += run * 8
+                        continue
+                    row_at = src_at + (iy % ring) * row_bytes
+                    if whole:
+                        acc[9] = run
+                        _dot8(ptr8(row_at + ix0 * in_c), ptr8(wp))
+                        wp += run * 8
+                        continue
+                    acc[9] = in_c
                     for kx in range(k_w):
-                        ix = ox * s_w + kx * d_w - pad_l
-                        inside = 0 <= iy < in_h and 0 <= ix < in_w
-                        ip = row_base + (iy % ring) * row_bytes + ix * in_c
-                        end = ip + in_c
-                        x = fill
-                        while ip < end:
-                            if inside:
-                                x = int(s[ip]) ^ 0x80
-                            sx += x
-                            a0 += x * int(w[wp])
-                            a1 += x * int(w[wp + 1])
-                            a2 += x * int(w[wp + 2])
-                            a3 += x * int(w[wp + 3])
-                            a4 += x * int(w[wp + 4])
-                            a5 += x * int(w[wp + 5])
-                            a6 += x * int(w[wp + 6])
-                            a7 += x * int(w[wp + 7])
-                            ip += 1
-                            wp += 8
-                # Requantise lane by lane (viper has no arrays of locals).
+                        ix = ix0 + kx * d_w
+                        if 0 <= ix < in_w:
+                            _dot8(ptr8(row_at + ix * in_c), ptr8(wp))
+                        else:
+                            _dot8(ptr8(fill_at), ptr8(wp))
+                        wp += in_c * 8
+                sx = acc[8]
                 lane = 0
                 while lane < lanes:
-                    v = a0
-                    if lane == 1:
-                        v = a1
-                    elif lane == 2:
-                        v = a2
-                    elif lane == 3:
-                        v = a3
-                    elif lane == 4:
-                        v = a4
-                    elif lane == 5:
-                        v = a5
-                    elif lane == 6:
-                        v = a6
-                    elif lane == 7:
-                        v = a7
+                    v = acc[lane]
                     # Signed int32 table words from 16-bit halves: right on 32- and 64-bit viper.
                     i = tq + 20 * lane
                     v = v - (sx << 7) + (int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16))
