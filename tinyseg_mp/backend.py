@@ -11,6 +11,7 @@ NAMES = ("numpy", "ulab", "viper", "thumb")
 np = None
 name = None
 FLOAT = None  # the float dtype of the array module
+_thumb = {}  # op name -> its module of ops/thumb/, once imported
 
 
 def _has_thumb():
@@ -63,3 +64,16 @@ def select(wanted=None):
         np, FLOAT = module, module.float64
     name = wanted
     return name
+
+
+def thumb(op):
+    """The Thumb kernels of `op` (the module tinyseg_mp/ops/thumb/<op>.py),
+    imported on first use: an import statement on every step cost the chip
+    a lookup of each name in the dotted path (0.28 s of a 6.2 s inference
+    of a 2,110-step plan)."""
+    mod = _thumb.get(op)
+    if mod is None:
+        path = "tinyseg_mp.ops.thumb." + op
+        __import__(path)
+        mod = _thumb[op] = sys.modules[path]
+    return mod

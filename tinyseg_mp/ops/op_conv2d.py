@@ -38,9 +38,7 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
     (ring = input height for a whole tensor), or one that a fused op fills.
     prep: prepare(p, blob), to reuse it over calls of one step."""
     if backend.name == "thumb":
-        from tinyseg_mp.ops.thumb import conv2d
-
-        conv2d.conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p, prep)
+        backend.thumb("conv2d").conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p, prep)
     elif backend.np is None:
         _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, *p)
     else:
@@ -51,9 +49,7 @@ def prepare(p, blob):
     """Array path: the weights as (K, out_c), folded bias and requant
     constants; thumb: the kernel's window state."""
     if backend.name == "thumb":
-        from tinyseg_mp.ops.thumb import conv2d
-
-        return conv2d.prepare()
+        return backend.thumb("conv2d").prepare()
     if backend.np is None:
         return None
     np = backend.np

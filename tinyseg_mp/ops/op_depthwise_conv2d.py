@@ -25,9 +25,7 @@ PARAMS = (
 
 def run(m, p, blob):
     if backend.name == "thumb" and len(blob) > p[21] + 12 * p[7]:  # a bundle with the Thumb layout
-        from tinyseg_mp.ops.thumb import depthwise_conv2d
-
-        depthwise_conv2d.run(m.arena, blob, p)
+        backend.thumb("depthwise_conv2d").run(m.arena, blob, p)
     elif backend.np is None:
         _dw_viper(m.arena, blob, *p)
     else:

@@ -27,9 +27,7 @@ PARAMS = (
 
 def run(m, p, blob):
     if backend.name == "thumb" and len(blob) > p[18] + 12 * p[7]:  # a bundle with phase blocks
-        from tinyseg_mp.ops.thumb import transpose_conv
-
-        transpose_conv.run(m.arena, blob, p)
+        backend.thumb("transpose_conv").run(m.arena, blob, p)
     elif backend.np is None:
         _tconv_viper(m.arena, blob, *p)
     else:
