@@ -20,7 +20,7 @@ def steps(m, f, sections):
     blob_len = sections[b"BLOB"][1]
     wcap = m.meta["blob_bytes"]
     head = m._head
-    size = len(head)
+    size = struct.calcsize(bundle.STEP)
     params = memoryview(m._params)
     runs = m._runs
     m.at = at = [0, 0, 0, None, 0, 0, 0]
