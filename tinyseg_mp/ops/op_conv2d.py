@@ -14,6 +14,7 @@
 # whole input's height. A whole tensor is in_ring = in_h, oy0 = 0.
 import micropython
 from array import array
+from micropython import const
 
 from tinyseg_mp import backend
 from tinyseg_mp.ops import common
@@ -95,20 +96,35 @@ def _conv_array(m, src, row_base, ring, p, prep, oy0, oy1, out_at):
         out[r : r + out_w, :] = common.to_int8(common.requant(acc + bias, q), out_zp, lo, hi)
 
 
-# The viper MAC loop's 8 accumulators and S = sum x' (words 0-8), and the run
-# length (word 9): a module global, so _dot8's register locals (the first
+# The viper MAC loop's 8 accumulators and S = sum x' (words 0-8), then its
+# runs: their length, the words of their offsets from _dot8's input pointer
+# (_FIRST up to _LAST), a zero offset (one run at the pointer) and the window
+# rows' offsets. A module global, so _dot8's register locals (the first
 # three: its two pointers and x) hold the hot values.
-_ACC = array("i", bytes(40))
+_RUN = const(9)
+_FIRST = const(10)
+_LAST = const(11)
+_ZERO = const(12)
+_ROWS = const(13)
+_MAX_ROWS = const(16)
+_ACC = array("i", bytes(4 * (_ROWS + _MAX_ROWS)))
 _fill_run = bytearray(0)  # a run of input zero points, for taps outside the input
+_CHUNK = const(16)
+# The sums of _CHUNK pixels (9 words each, as _ACC), requantised channel by
+# channel so that a channel's constants are read once per chunk.
+_chunk = array("i", bytes(36 * _CHUNK))
 
 
 @micropython.viper
 def _dot8(s: ptr8, w: ptr8):
-    # _ACC[0..7] += sum x' * w'[0..7] and _ACC[8] += sum x' over _ACC[9]
-    # input bytes from s (raw int8, x' = x ^ 0x80), 8 weights per byte from w.
+    # _ACC[0..7] += sum x' * w'[0..7] and _ACC[8] += sum x' over the runs
+    # of _ACC[_RUN] input bytes at s + _ACC[_ACC[_FIRST] .. _ACC[_LAST]]
+    # (raw int8, x' = x ^ 0x80); 8 weights per input byte from w, on through
+    # the runs.
     x = 0
     a = ptr32(_ACC)
-    end = int(s) + a[9]
+    n = a[_RUN]
+    base = int(s)
     sx = a[8]
     a0 = a[0]
     a1 = a[1]
@@ -118,19 +134,25 @@ def _dot8(s: ptr8, w: ptr8):
     a5 = a[5]
     a6 = a[6]
     a7 = a[7]
-    while int(s) < end:
-        x = int(s[0]) ^ 0x80
-        sx += x
-        a0 += x * int(w[0])
-        a1 += x * int(w[1])
-        a2 += x * int(w[2])
-        a3 += x * int(w[3])
-        a4 += x * int(w[4])
-        a5 += x * int(w[5])
-        a6 += x * int(w[6])
-        a7 += x * int(w[7])
-        s = ptr8(int(s) + 1)
-        w = ptr8(int(w) + 8)
+    seg = a[_FIRST]
+    last = a[_LAST]
+    while seg < last:
+        s = ptr8(base + a[seg])
+        end = int(s) + n
+        while int(s) < end:
+            x = int(s[0]) ^ 0x80
+            sx += x
+            a0 += x * int(w[0])
+            a1 += x * int(w[1])
+            a2 += x * int(w[2])
+            a3 += x * int(w[3])
+            a4 += x * int(w[4])
+            a5 += x * int(w[5])
+            a6 += x * int(w[6])
+            a7 += x * int(w[7])
+            s = ptr8(int(s) + 1)
+            w = ptr8(int(w) + 8)
+        seg += 1
     a[0] = a0
     a[1] = a1
     a[2] = a2
@@ -148,7 +170,7 @@ def _conv_viper(arena, src, blob, row_base, ring, oy0, oy1, out_at, *p):
     if len(_fill_run) < run:
         _fill_run = bytearray(run)
     _fill_viper(_fill_run, run, p[16])
-    _conv_rows_viper(arena, src, blob, _fill_run, row_base, ring, oy0, oy1, out_at, *p)
+    _conv_rows_viper(arena, src, blob, _fill_run, _chunk, row_base, ring, oy0, oy1, out_at, *p)
 
 
 @micropython.viper
@@ -159,14 +181,15 @@ def _fill_viper(buf, n: int, value: int):
 
 
 @micropython.viper
-def _conv_rows_viper(arena, src, blob, fill_run, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, _out_zp: int, _lo: int, _hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
+def _conv_rows_viper(arena, src, blob, fill_run, sums, row_base: int, ring: int, oy0: int, oy1: int, out_at: int, _in_off: int, in_h: int, in_w: int, in_c: int, _out_off: int, _out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int, pad_t: int, pad_l: int, in_zp: int, _out_zp: int, _lo: int, _hi: int, w_bytes: int, co0: int, out_stride: int, _in_ring: int, _oy0: int):
     # The Thumb kernel's arithmetic (ops/thumb/conv2d.py): 8 output channels
     # at a time, sums of x' * w' with x' = x + 128 and w' = w + 128, and of
     # x', over every tap (one outside the input reads the zero point, from
-    # fill_run); each contiguous run of taps is one _dot8 call. Then the
-    # group's requantisation table.
+    # fill_run); each contiguous run of taps is one _dot8 call. Then, for a
+    # chunk of pixels at a time, each channel's requantisation table.
     a = ptr8(arena)
     acc = ptr32(_ACC)
+    c = ptr32(sums)
     h = ptr16(blob)
     src_at = int(ptr8(src)) + row_base
     fill_at = int(ptr8(fill_run))
@@ -174,6 +197,9 @@ def _conv_rows_viper(arena, src, blob, fill_run, row_base: int, ring: int, oy0: 
     row_bytes = in_w * in_c
     k = k_h * k_w * in_c
     run = k_w * in_c
+    for lane in range(9):
+        acc[lane] = 0
+    acc[_ZERO] = 0
     for g in range(0, out_c, 8):
         lanes = out_c - g
         if lanes > 8:
@@ -181,73 +207,99 @@ def _conv_rows_viper(arena, src, blob, fill_run, row_base: int, ring: int, oy0: 
         tq = (w_bytes + 16 * out_c + 40 * g) >> 1  # this group's table, in 16-bit halves
         for oy in range(oy0, oy1):
             o = out_at + (oy - oy0) * out_w * out_stride + co0 + g
-            for ox in range(out_w):
-                for lane in range(9):
-                    acc[lane] = 0
-                wp = w_at + g * k
-                ix0 = ox * s_w - pad_l
-                whole = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w  # the k_w taps: one run in the row
-                for ky in range(k_h):
-                    iy = oy * s_h + ky * d_h - pad_t
-                    if iy < 0 or iy >= in_h:
-                        acc[9] = run
-                        _dot8(ptr8(fill_at), ptr8(wp))
-                        wp += run * 8
-                        continue
-                    row_at = src_at + (iy % ring) * row_bytes
-                    if whole:
-                        acc[9] = run
-                        _dot8(ptr8(row_at + ix0 * in_c), ptr8(wp))
-                        wp += run * 8
-                        continue
-                    acc[9] = in_c
-                    for kx in range(k_w):
-                        ix = ix0 + kx * d_w
-                        if 0 <= ix < in_w:
-                            _dot8(ptr8(row_at + ix * in_c), ptr8(wp))
-                        else:
-                            _dot8(ptr8(fill_at), ptr8(wp))
-                        wp += in_c * 8
-                sx = acc[8]
+            # Each window row's offset in src, for the pixels whose window is all inside.
+            rows_in = k_h <= _MAX_ROWS
+            for ky in range(k_h):
+                iy = oy * s_h + ky * d_h - pad_t
+                if iy < 0 or iy >= in_h:
+                    rows_in = False
+                elif ky < _MAX_ROWS:
+                    acc[_ROWS + ky] = (iy % ring) * row_bytes
+            ox0 = 0
+            while ox0 < out_w:
+                n = out_w - ox0
+                if n > _CHUNK:
+                    n = _CHUNK
+                for j in range(n):
+                    wp = w_at + g * k
+                    ix0 = (ox0 + j) * s_w - pad_l
+                    whole = d_w == 1 and ix0 >= 0 and ix0 + k_w <= in_w  # the k_w taps: one run in the row
+                    if whole and rows_in:  # the k_h runs of the window: one call
+                        acc[_RUN] = run
+                        acc[_FIRST] = _ROWS
+                        acc[_LAST] = _ROWS + k_h
+                        _dot8(ptr8(src_at + ix0 * in_c), ptr8(wp))
+                    else:
+                        acc[_FIRST] = _ZERO
+                        acc[_LAST] = _ZERO + 1
+                        for ky in range(k_h):
+                            iy = oy * s_h + ky * d_h - pad_t
+                            if iy < 0 or iy >= in_h:
+                                acc[_RUN] = run
+                                _dot8(ptr8(fill_at), ptr8(wp))
+                                wp += run * 8
+                                continue
+                            row_at = src_at + (iy % ring) * row_bytes
+                            if whole:
+                                acc[_RUN] = run
+                                _dot8(ptr8(row_at + ix0 * in_c), ptr8(wp))
+                                wp += run * 8
+                                continue
+                            acc[_RUN] = in_c
+                            for kx in range(k_w):
+                                ix = ix0 + kx * d_w
+                                if 0 <= ix < in_w:
+                                    _dot8(ptr8(row_at + ix * in_c), ptr8(wp))
+                                else:
+                                    _dot8(ptr8(fill_at), ptr8(wp))
+                                wp += in_c * 8
+                    for lane in range(9):  # the pixel's sums to the chunk; zero for the next
+                        c[9 * j + lane] = acc[lane]
+                        acc[lane] = 0
                 lane = 0
                 while lane < lanes:
-                    v = acc[lane]
                     # Signed int32 table words from 16-bit halves: right on 32- and 64-bit viper.
                     i = tq + 20 * lane
-                    v = v - (sx << 7) + (int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16))
+                    bias = int(h[i]) | (((int(h[i + 1]) ^ 0x8000) - 0x8000) << 16)
                     mult = int(h[i + 2]) | (int(h[i + 4]) << 16)
-                    v = v << int(h[i + 6])
+                    left = int(h[i + 6])
                     right = int(h[i + 8])
                     mask = int(h[i + 10]) | (int(h[i + 11]) << 16)
-                    threshold = int(h[i + 12]) | (int(h[i + 13]) << 16)
-                    # MultiplyByQuantizedMultiplier inside signed 32 bits (|v| < 2^30):
-                    # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
-                    # 15-bit limbs with carries, then a rounding (half away from zero)
-                    # right shift.
-                    m_hi = mult >> 15
-                    m_lo = mult & 0x7FFF
-                    x_hi = v >> 15
-                    x_lo = v & 0x7FFF
-                    mid1 = x_hi * m_lo
-                    mid2 = x_lo * m_hi
-                    low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
-                    carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
-                    v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
-                    if v < 0:
-                        threshold += 1
-                    r = v >> right
-                    if (v & mask) > threshold:
-                        r += 1
-                    r += (int(h[i + 14]) ^ 0x8000) - 0x8000
+                    half = int(h[i + 12]) | (int(h[i + 13]) << 16)
+                    zp = (int(h[i + 14]) ^ 0x8000) - 0x8000
                     lo = (int(h[i + 16]) ^ 0x8000) - 0x8000
                     hi = (int(h[i + 18]) ^ 0x8000) - 0x8000
-                    if r < lo:
-                        r = lo
-                    if r > hi:
-                        r = hi
-                    a[o + lane] = r & 0xFF
+                    m_hi = mult >> 15
+                    m_lo = mult & 0x7FFF
+                    out = o + lane
+                    for j in range(n):
+                        v = (c[9 * j + lane] - (c[9 * j + 8] << 7) + bias) << left
+                        # MultiplyByQuantizedMultiplier inside signed 32 bits (|v| < 2^30):
+                        # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
+                        # 15-bit limbs with carries, then a rounding (half away from zero)
+                        # right shift.
+                        x_hi = v >> 15
+                        x_lo = v & 0x7FFF
+                        mid1 = x_hi * m_lo
+                        mid2 = x_lo * m_hi
+                        low = (mid1 & 0x7FFF) + (mid2 & 0x7FFF)
+                        carry = (((low & 0x7FFF) << 15) + x_lo * m_lo) >> 30
+                        v = (x_hi * m_hi + 1 + (mid1 >> 15) + (mid2 >> 15) + (low >> 15) + carry) >> 1
+                        threshold = half
+                        if v < 0:
+                            threshold += 1
+                        r = (v >> right) + zp
+                        if (v & mask) > threshold:
+                            r += 1
+                        if r < lo:
+                            r = lo
+                        if r > hi:
+                            r = hi
+                        a[out] = r & 0xFF
+                        out += out_stride
                     lane += 1
-                o += out_stride
+                o += n * out_stride
+                ox0 += n
 
 
 # Load-time check (convention: tinyseg_mp/ops/__init__.py). weight_bytes()
