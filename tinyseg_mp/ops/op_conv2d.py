@@ -107,12 +107,13 @@ _LAST = const(11)
 _ZERO = const(12)
 _ROWS = const(13)
 _MAX_ROWS = const(16)
-_ACC = array("i", bytes(4 * (_ROWS + _MAX_ROWS)))
+# Made on the first viper step: a Thumb board never holds them.
+_ACC = None
 _fill_run = bytearray(0)  # a run of input zero points, for taps outside the input
 _CHUNK = const(16)
 # The sums of _CHUNK pixels (9 words each, as _ACC), requantised channel by
 # channel so that a channel's constants are read once per chunk.
-_chunk = array("i", bytes(36 * _CHUNK))
+_chunk = None
 
 
 @micropython.viper
@@ -165,7 +166,10 @@ def _dot8(s: ptr8, w: ptr8):
 
 
 def _conv_viper(arena, src, blob, row_base, ring, oy0, oy1, out_at, *p):
-    global _fill_run
+    global _ACC, _chunk, _fill_run
+    if _ACC is None:
+        _ACC = array("i", bytes(4 * (_ROWS + _MAX_ROWS)))
+        _chunk = array("i", bytes(36 * _CHUNK))
     run = p[9] * p[3]  # k_w * in_c: the longest run of inputs one _dot8 call reads
     if len(_fill_run) < run:
         _fill_run = bytearray(run)
