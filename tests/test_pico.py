@@ -2,8 +2,8 @@
 every single-op fixture, ops_zoo_b, a spilling and a band-streamed plan run
 from the deployed runtime (.mpy, armv6m), exact against TFLite Micro, on the
 stock firmware; a few of them on the ulab firmware. Batched: all bundles of a
-firmware in one boot. Speed figures are benchmarks (`tinyseg bench --board rp2040`), not
-asserted here."""
+firmware in one boot. Speed figures are benchmarks (`tinyseg bench --board
+rp2040`), not asserted here."""
 from __future__ import annotations
 
 import json

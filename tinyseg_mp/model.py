@@ -118,9 +118,7 @@ class Model:
         self.flash_write_bytes = 0
         self.spill_file_bytes = 0
         if self.win and self.backend == "thumb":
-            from tinyseg_mp.ops.thumb import conv2d
-
-            conv2d.window(1, self.win, 0)  # allocated once, while the heap is whole
+            backend.thumb("conv2d").window(1, self.win, 0)  # allocated once, while the heap is whole
         if slots and spill:
             self.spill, self.spill_file_bytes = _spill().open_store(spill_path or path + ".spill", slots,
                                                                               stage=self.meta["spill_stage"])
@@ -249,7 +247,5 @@ class Model:
             _spill().close(self.spill)
             self.spill = None
         if self.win and self.backend == "thumb":  # the window load allocated: the next model gets the heap whole
-            from tinyseg_mp.ops.thumb import conv2d
-
-            conv2d.release()
+            backend.thumb("conv2d").release()
             self.win = 0
