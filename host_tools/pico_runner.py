@@ -88,7 +88,7 @@ def main(jobs, probe=0):
         acc = [0] * len(opcodes) if timed else None
         t = time.ticks_us()
         for i, op in enumerate(opcodes):
-            run = ops.load(op).run
+            run = ops.kernel(ops.load(op))
             m._runs[op] = _timed(run, acc, i) if timed else run
         t_ops = time.ticks_diff(time.ticks_us(), t)
         streamed = m.meta["in_off"] < 0

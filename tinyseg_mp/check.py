@@ -64,7 +64,7 @@ def steps(m, f, sections):
             _fail(path, rec, "step %d (%s): op module has no check(): this runtime cannot validate it" % (
                 n, name))
         check(p, raw, m)
-        runs[opcode] = mod.run
+        runs[opcode] = ops.kernel(mod)
         pos += size + 4 * count
         n += 1
     m.at = None

@@ -3,7 +3,9 @@
 #   PARAMS: the names of its int32 step parameters, in order (the host
 #           writer reads them from here), and
 #   run(m, p, blob): executes one step on model `m` with params `p` and the
-#           step's constant blob (a memoryview of the weight buffer), and
+#           step's constant blob (a memoryview of the weight buffer),
+#   kernel(): (optional) the run() the selected backend's kernels give,
+#           where a target family has its own (ops/thumb/); see kernel() below, and
 #   check(p, raw, m): the op's parameter contract, the LAST function of the
 #           module. The loader (tinyseg_mp.check.steps) calls it once per step at
 #           load, before anything runs: p = the step's params, raw = its
@@ -66,3 +68,13 @@ def load(opcode):
     from tinyseg_mp._compat import import_module
 
     return import_module("tinyseg_mp.ops.op_" + NAMES[opcode])
+
+
+def kernel(mod):
+    """The function a step of op module `mod` runs: its run(), or the
+    target kernels' one that its kernel() names for the selected backend.
+    Bound once at load, so that a step does not pass through the reference
+    module on its way to them (a Python call costs the RP2040 about 1,200
+    cycles)."""
+    pick = getattr(mod, "kernel", None)
+    return pick() if pick else mod.run

@@ -28,6 +28,13 @@ PARAMS = (
 )
 
 
+def kernel():
+    """The Thumb module's run() on a Thumb board (ops.kernel), else run()."""
+    if backend.name == "thumb":
+        return backend.thumb("conv2d").run
+    return run
+
+
 def run(m, p, blob):
     conv_rows(m, m.arena, p[0], p[23], p, blob, p[24], p[24] + p[5], p[4])
 

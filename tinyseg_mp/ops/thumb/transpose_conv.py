@@ -8,51 +8,113 @@
 # columns ascend) with its own folded bias (op_transpose_conv.py, blob).
 # Inputs outside the tensor read the zero point, which adds nothing, as TFLite
 # Micro's scatter skips them.
+import micropython
+
 from tinyseg_mp.ops.thumb import conv2d
+from tinyseg_mp.ops.thumb.conv2d import _conv_row, _p, _xor_copy
+
+# Which input row each window row holds, over the output rows of one step.
+_held = bytearray(0)
 
 
 def run(arena, blob, p):
-    (in_off, in_h, in_w, in_c, out_off, out_h, out_w, out_c, k_h, k_w,
-     s_h, s_w, pad_t, pad_l, in_zp, _, _, _, w_bytes, in_ring, oy0) = p
+    global _held
+    rows = (p[8] + p[10] - 1) // p[10]  # input rows one output row reads
+    if len(_held) < 4 * rows:
+        _held = bytearray(4 * rows)
+    conv2d._grow(rows)
+    _rows(p, arena, blob)
+
+
+@micropython.viper
+def _rows(q: ptr32, arena: ptr8, blob: ptr8):
+    # q: the step's params (op_transpose_conv.PARAMS). Native ints: the
+    # Python loop it replaced cost the chip more than its MACs did.
+    in_h = q[1]
+    in_w = q[2]
+    in_c = q[3]
+    out_w = q[6]
+    out_c = q[7]
+    k_h = q[8]
+    k_w = q[9]
+    s_h = q[10]
+    s_w = q[11]
+    pad_t = q[12]
+    pad_l = q[13]
+    fill = (q[14] ^ 0x80) & 0xFF
+    in_ring = q[19]
+    oy = q[20]
+    oy1 = oy + q[5]
     groups8 = ((out_c + 7) >> 3) * 8
-    rows = (k_h + s_h - 1) // s_h  # input rows one output row reads
+    rows = (k_h + s_h - 1) // s_h
     left = k_w - 1  # window columns before input column 0
-    right = max(0, (out_w - 1 + pad_l) // s_w - in_w + 1)
+    right = (out_w - 1 + pad_l) // s_w - in_w + 1
+    if right < 0:
+        right = 0
     wide = (left + in_w + right) * in_c
-    fill = (in_zp ^ 0x80) & 0xFF
-    win = conv2d.window(rows, wide, fill)
-    held = [None] * rows
-    segs = conv2d.segments()
     row_bytes = in_w * in_c
-    data = conv2d._addr(arena) + in_off
-    phases = conv2d._addr(blob) + w_bytes + 12 * out_c
-    out_row = conv2d._addr(arena) + out_off
-    for oy in range(oy0, oy0 + out_h):
+    win = int(ptr8(conv2d._win))
+    conv2d._fill(win, rows * wide, fill)
+    held = ptr32(_held)
+    i = 0
+    while i < rows:
+        held[i] = -1 - in_h - rows  # no input row
+        i += 1
+    data = int(arena) + q[0]
+    phases = int(blob) + q[18] + 12 * out_c
+    out_row = int(arena) + q[4]
+    p = ptr32(_p)
+    segs = ptr32(conv2d._segs)
+    p[1] = in_c  # _PIX_STEP
+    p[3] = int(segs)  # _SEG0
+    p[11] = s_w * out_c  # _OUT_STEP
+    while oy < oy1:
         py = (oy + pad_t) % s_h
         nky = (k_h - py + s_h - 1) // s_h
         at = phases  # the blocks of phases (py, 0), (py, 1), ...
-        for q in range(py * s_w):
-            at += ((k_h - q // s_w + s_h - 1) // s_h) * ((k_w - q % s_w + s_w - 1) // s_w) * in_c * groups8 \
+        qq = 0
+        while qq < py * s_w:
+            at += ((k_h - qq // s_w + s_h - 1) // s_h) * ((k_w - qq % s_w + s_w - 1) // s_w) * in_c * groups8 \
                 + groups8 * 40
-        for px in range(s_w):
+            qq += 1
+        j = 0
+        while j < nky:
+            iy = (oy + pad_t - py) // s_h - j
+            slot = (iy + rows) % rows
+            if held[slot] != iy:
+                held[slot] = iy
+                dst = win + slot * wide + left * in_c
+                if iy < 0 or iy >= in_h:
+                    conv2d._fill(dst, row_bytes, fill)
+                else:
+                    _xor_copy(dst, data + (iy % in_ring) * row_bytes, row_bytes)
+            segs[j] = slot * wide
+            j += 1
+        p[5] = int(segs) + 4 * nky  # _SEG_END
+        px = 0
+        while px < s_w:
             nkx = (k_w - px + s_w - 1) // s_w
             run = nkx * in_c
             k = nky * run
-            conv2d.setup(in_c, nky, run, s_w * out_c)
-            for j in range(nky):
-                iy = (oy + pad_t - py) // s_h - j
-                slot = iy % rows
-                if held[slot] != iy:
-                    held[slot] = iy
-                    conv2d.load_row(win + slot * wide + left * in_c, data + (iy % in_ring) * row_bytes, row_bytes,
-                                    fill, 0 <= iy < in_h)
-                segs[j] = slot * wide
-            ox0 = (px - pad_l) % s_w  # the first output column of this phase
-            n = (out_w - ox0 + s_w - 1) // s_w
+            p[6] = 8 * (run - (run & 3))  # _MAIN8
+            p[7] = 8 * (run & 3)  # _TAIL8
+            ox0 = (px - pad_l + s_w * (pad_l + 1)) % s_w  # the first output column of this phase
             qx0 = (ox0 + pad_l - px) // s_w  # its input column, under the last tap
-            pix = win + (left + qx0 - nkx + 1) * in_c
             tables = at + k * groups8
-            for g in range(0, out_c, 8):
-                conv2d.row(pix, n, at + g * k, tables + g * 40, out_row + ox0 * out_c + g, min(8, out_c - g))
+            g = 0
+            while g < out_c:
+                p[0] = win + (left + qx0 - nkx + 1) * in_c  # _PIX
+                p[2] = (out_w - ox0 + s_w - 1) // s_w  # _NPIX
+                p[8] = at + g * k  # _WBASE
+                p[9] = tables + g * 40  # _TBASE
+                p[10] = out_row + ox0 * out_c + g  # _OUTP
+                lanes = out_c - g
+                if lanes > 8:
+                    lanes = 8
+                p[12] = lanes  # _NLANES
+                _conv_row(_p)
+                g += 8
             at = tables + groups8 * 40
+            px += 1
         out_row += out_w * out_c
+        oy += 1
