@@ -19,7 +19,7 @@ PARAMS = (
 
 def run(m, p, blob):
     if backend.np is None:
-        _max_viper(m.arena, *p)
+        _max_viper(m.arena, p)
     else:
         _max_array(m, p)
 
@@ -48,39 +48,82 @@ def _max_array(m, p):
 
 
 @micropython.viper
-def _max_viper(arena, in_off: int, in_h: int, in_w: int, c: int, out_off: int, out_h: int, out_w: int, f_h: int, f_w: int, s_h: int, s_w: int, pad_t: int, pad_l: int, lo: int, hi: int, in_ring: int, oy0: int):
+def _max_viper(arena, q: ptr32):
+    # q: the step's params (PARAMS), read as native ints (unpacked into
+    # arguments they cost the chip a Python call's worth each). Values are
+    # compared as x ^ 0x80 (0..255, in the order of int8); each input row is
+    # folded into the output row's running maxima, so the ring row's offset
+    # is computed once per input row, not once per output byte.
     a = ptr8(arena)
-    o = out_off
-    for oy in range(oy0, oy0 + out_h):
+    in_off = q[0]
+    in_h = q[1]
+    in_w = q[2]
+    c = q[3]
+    o = q[4]
+    out_w = q[6]
+    f_h = q[7]
+    f_w = q[8]
+    s_h = q[9]
+    s_w = q[10]
+    pad_t = q[11]
+    pad_l = q[12]
+    lo = (q[13] + 128) & 0xFF  # masked: a 64-bit port's ptr32 does not sign-extend
+    hi = (q[14] + 128) & 0xFF
+    in_ring = q[15]
+    oy = q[16]
+    oy1 = oy + q[5]
+    row = in_w * c
+    n = out_w * c
+    while oy < oy1:
         y0 = oy * s_h - pad_t
         y1 = y0 + f_h
         if y0 < 0:
             y0 = 0
         if y1 > in_h:
             y1 = in_h
-        for ox in range(out_w):
-            x0 = ox * s_w - pad_l
-            x1 = x0 + f_w
-            if x0 < 0:
-                x0 = 0
-            if x1 > in_w:
-                x1 = in_w
-            for ch in range(c):
-                r = -128
-                for iy in range(y0, y1):
-                    ip = in_off + ((iy % in_ring) * in_w + x0) * c + ch
-                    for ix in range(x0, x1):
-                        v = (int(a[ip]) ^ 0x80) - 0x80
+        i = 0
+        while i < n:
+            a[o + i] = 0  # -128, the least int8
+            i += 1
+        iy = y0
+        while iy < y1:
+            base = in_off + (iy % in_ring) * row
+            d = o
+            ox = 0
+            while ox < out_w:
+                x0 = ox * s_w - pad_l
+                x1 = x0 + f_w
+                if x0 < 0:
+                    x0 = 0
+                if x1 > in_w:
+                    x1 = in_w
+                ch = 0
+                while ch < c:
+                    r = int(a[d])
+                    ip = base + x0 * c + ch
+                    ix = x0
+                    while ix < x1:
+                        v = int(a[ip]) ^ 0x80
                         if v > r:
                             r = v
                         ip += c
-                if r < lo:
-                    r = lo
-                if r > hi:
-                    r = hi
-                a[o] = r & 0xFF
-                o += 1
-
+                        ix += 1
+                    a[d] = r
+                    d += 1
+                    ch += 1
+                ox += 1
+            iy += 1
+        i = 0
+        while i < n:
+            r = int(a[o + i])
+            if r < lo:
+                r = lo
+            if r > hi:
+                r = hi
+            a[o + i] = r ^ 0x80
+            i += 1
+        o += n
+        oy += 1
 
 
 def check(p, raw, m):
