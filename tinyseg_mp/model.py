@@ -8,6 +8,8 @@ from array import array
 
 from tinyseg_mp import backend, bundle, ops
 
+_REC_WORDS = 256  # the step-record buffer, in words: holds the longest record (4 + bundle.MAX_PARAMS)
+
 
 def _inflate(f, stored, dst):
     """Inflate a compressed blob (a zlib stream of `stored` bytes) from the
@@ -91,6 +93,7 @@ class Model:
             # blob offset, stored and raw blob length.
             self._head = array("I", bytes(struct.calcsize(bundle.STEP)))
             self._params = array("i", bytes(4 * bundle.MAX_PARAMS))
+            self._recs = array("i", bytes(4 * _REC_WORDS))  # step records, read a buffer at a time
             self._runs = [None] * len(ops.NAMES)
             # The checks' module only for the load: its code leaves the heap after it.
             from tinyseg_mp import check
@@ -199,26 +202,35 @@ class Model:
         m = self.meta
         f = self.file
         wbuf = memoryview(self.wbuf)
-        head = self._head
-        params = memoryview(self._params)
+        recs = self._recs
+        rv = memoryview(recs)
+        cap = len(recs)
         runs = self._runs  # every op the bundle uses, imported at load
         base = self.blob_base
-        pos, end = self.step_span
-        end += pos
+        pos, left = self.step_span
         blobs = self._blob_file
-        head_bytes = 4 * len(head)
         loaded = -1  # blob offset now in wbuf: consecutive steps often share one
         f.seek(pos)
-        while pos < end:
-            f.readinto(head)
-            opcode = head[0] & 0xFFFF
-            count = head[0] >> 16
-            off = head[1]
-            stored = head[2]
-            raw = head[3]
-            p = params[:count]
-            f.readinto(p)
-            pos += head_bytes + 4 * count
+        at = got = 0  # the next record's word in recs; words read into it
+        while at < got or left:
+            if got - at < 4 + bundle.MAX_PARAMS and left:
+                # Records are read a buffer at a time: a littlefs read costs the
+                # RP2040 about 33 us however small, two per step read singly.
+                rest = got - at
+                if rest:
+                    rv[:rest] = rv[at:got]
+                n = min(left >> 2, cap - rest)
+                f.readinto(rv[rest : rest + n])
+                left -= 4 * n
+                at = 0
+                got = rest + n
+            opcode = recs[at] & 0xFFFF
+            count = recs[at] >> 16
+            off = recs[at + 1]
+            stored = recs[at + 2]
+            raw = recs[at + 3]
+            p = rv[at + 4 : at + 4 + count]
+            at += 4 + count
             if raw and off != loaded:
                 blobs.seek(base + off)
                 loaded = -1
@@ -228,8 +240,8 @@ class Model:
                     try:
                         _inflate(blobs, stored, wbuf[:raw])
                     except bundle.BundleError as exc:
-                        bundle._fail(self.path, pos - head_bytes - 4 * count, "the blob of the step here (%s): %s" % (
-                            ops.NAMES[opcode], exc))
+                        rec = pos + self.step_span[1] - left - 4 * (got - at + 4 + count)
+                        bundle._fail(self.path, rec, "the blob of the step here (%s): %s" % (ops.NAMES[opcode], exc))
                 self.flash_read_bytes += stored
                 loaded = off
             runs[opcode](self, p, wbuf[:raw])

@@ -9,6 +9,13 @@ PARAMS = ("in_off", "out_off", "n")
 _CHUNK = 512  # ulab's take() allocates one machine word per index
 
 
+def kernel():
+    """The Thumb module's run() on a Thumb board (ops.kernel), else run()."""
+    if backend.name == "thumb":
+        return backend.thumb("lookup").run
+    return run
+
+
 def run(m, p, blob):
     if backend.np is None:
         _lookup_viper(m.arena, blob, p[0], p[1], p[2])

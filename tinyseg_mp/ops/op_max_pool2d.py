@@ -17,6 +17,13 @@ PARAMS = (
 )
 
 
+def kernel():
+    """The Thumb module's run() on a Thumb board (ops.kernel), else run()."""
+    if backend.name == "thumb":
+        return backend.thumb("max_pool2d").run
+    return run
+
+
 def run(m, p, blob):
     if backend.np is None:
         _max_viper(m.arena, p)
