@@ -49,8 +49,9 @@ def _addr(r0):
 @micropython.asm_thumb
 def _xor_copy(r0, r1, r2):
     # r0: destination address, r1: source address, r2: byte count.
-    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8): a word at a
-    # time when both addresses and the count are multiples of 4.
+    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8): 16 bytes a
+    # step (ldm/stm of r4-r7) when both addresses and the count are multiples
+    # of 4, then words; else byte by byte. r3: the XOR mask.
     mov(r3, 0x80)
     mov(r4, r0)
     orr(r4, r1)
@@ -61,6 +62,17 @@ def _xor_copy(r0, r1, r2):
     orr(r3, r4)
     lsl(r4, r3, 16)
     orr(r3, r4)
+    label(block)
+    cmp(r2, 16)
+    blt(word)
+    data(2, 0xC9F0)  # ldmia r1!, {r4-r7}
+    eor(r4, r3)
+    eor(r5, r3)
+    eor(r6, r3)
+    eor(r7, r3)
+    data(2, 0xC0F0)  # stmia r0!, {r4-r7}
+    sub(r2, 16)
+    b(block)
     label(word)
     cmp(r2, 0)
     beq(done)
