@@ -22,8 +22,8 @@ _NPIX = const(2)  # pixels left in the row
 _SEG0 = const(3)  # address of the segment table (offsets from _PIX)
 _SEGP = const(4)  # current segment entry
 _SEG_END = const(5)  # address past the last entry
-_MAIN8 = const(6)  # weight bytes of a segment's 4-input chunks: 8 * (L & ~3)
-_TAIL8 = const(7)  # weight bytes of its remaining inputs: 8 * (L & 3)
+_MAIN8 = const(6)  # weight bytes of a segment's 4-input chunks: 8 * (L & ~3) (16 * when paired)
+_TAIL8 = const(7)  # weight bytes of its remaining inputs: 8 * (L & 3) (16 * when paired)
 _WBASE = const(8)  # this group's packed weights
 _TBASE = const(9)  # this group's requantisation table (10 words a channel)
 _OUTP = const(10)  # output address of the current pixel's first channel
@@ -32,7 +32,15 @@ _NLANES = const(12)  # channels of the group that exist (1..8)
 _SAVE = const(13)  # r8-r11 (callee-saved) while the kernel runs: 4 words
 _ACC = const(17)  # the 8 accumulators, handed to the requantisation loop
 _SEG_CAP = const(25)  # entries _segs holds (Python and _rows only)
-_WORDS = const(26)
+_PAIRED = const(26)  # 1: the weights are in paired lanes (_expand), 0: bytes
+_WORDS = const(27)
+# Paired lanes cost 4 weight bytes an input and lane pair instead of 2: for
+# a group whose window has at most _PAIR_MAX_K inputs, in rows of at least
+# _PAIR_MIN_W pixels (fewer would not pay for _expand), _rows expands the
+# group's weights into the window buffer after the rows. op_conv2d.window_bytes
+# states the same rule: the model allocates the buffer at load.
+_PAIR_MAX_K = const(288)
+_PAIR_MIN_W = const(12)
 
 _p = array("i", bytes(4 * _WORDS))
 _segs = array("i", bytes(4 * 16))
@@ -97,6 +105,48 @@ def _xor_copy(r0, r1, r2):
 
 
 @micropython.asm_thumb
+def _expand(r0, r1, r2):
+    # r0: destination (4-aligned), r1: a group's byte weights (8 an input,
+    # 4-aligned), r2: inputs. Writes 4 words an input, word j = w'_j |
+    # w'_(j+4) << 16 (the paired-lane layout of _conv_row). r3: w'_0..3,
+    # r4: w'_4..7, r5 and r6 the halves being built.
+    label(loop)
+    cmp(r2, 0)
+    beq(done)
+    ldr(r3, [r1, 0])
+    ldr(r4, [r1, 4])
+    data(2, 0xB2DD)  # uxtb r5, r3
+    data(2, 0xB2E6)  # uxtb r6, r4
+    lsl(r6, r6, 16)
+    orr(r5, r6)
+    str(r5, [r0, 0])
+    lsr(r5, r3, 8)
+    data(2, 0xB2ED)  # uxtb r5, r5
+    lsr(r6, r4, 8)
+    data(2, 0xB2F6)  # uxtb r6, r6
+    lsl(r6, r6, 16)
+    orr(r5, r6)
+    str(r5, [r0, 4])
+    lsr(r5, r3, 16)
+    data(2, 0xB2ED)  # uxtb r5, r5
+    lsr(r6, r4, 16)
+    data(2, 0xB2F6)  # uxtb r6, r6
+    lsl(r6, r6, 16)
+    orr(r5, r6)
+    str(r5, [r0, 8])
+    lsr(r5, r3, 24)
+    lsr(r6, r4, 24)
+    lsl(r6, r6, 16)
+    orr(r5, r6)
+    str(r5, [r0, 12])
+    add(r0, 16)
+    add(r1, 8)
+    sub(r2, 1)
+    b(loop)
+    label(done)
+
+
+@micropython.asm_thumb
 def _fill(r0, r1, r2):
     # r0: address, r1: byte count, r2: byte value. Words while the address
     # is aligned and 4 or more bytes remain.
@@ -125,11 +175,13 @@ def _fill(r0, r1, r2):
 
 @micropython.asm_thumb
 def _conv_row(r0):
-    # r0: the parameter block _p. It stays at [sp] for the whole call.
-    # MAC loop registers: r0 input byte x', r1 weight / product, r2 input
-    # pointer, r3 weight pointer, r4-r7 and r8-r11 the 8 accumulators,
-    # r12 the pixel's S = sum x', lr the end of the current weight run.
-    push({r0})
+    # r0: the parameter block _p. It stays at [sp] for the whole call; [sp, 4]
+    # holds the end of the current weight run in the paired-lane loop.
+    # Byte weights (_PAIRED 0), MAC loop registers: r0 input byte x', r1
+    # weight / product, r2 input pointer, r3 weight pointer, r4-r7 and r8-r11
+    # the 8 accumulators, r12 the pixel's S = sum x', lr the end of the
+    # current weight run. Paired lanes: see pixel2 below.
+    push({r0, r1})
     mov(r1, r8)
     str(r1, [r0, 52])
     mov(r1, r9)
@@ -138,6 +190,10 @@ def _conv_row(r0):
     str(r1, [r0, 60])
     mov(r1, r11)
     str(r1, [r0, 64])
+    ldr(r1, [r0, 104])
+    cmp(r1, 0)
+    beq(pixel)
+    b(pixel2)
     label(pixel)
     # New pixel: first segment, weights from the group's start, sums zero.
     mov(r1, sp)
@@ -356,6 +412,7 @@ def _conv_row(r0):
     mov(r2, r11)
     sub(r2, r2, r0)
     str(r2, [r1, 96])
+    label(lanes)
     mov(r6, r1)
     ldr(r7, [r6, 36])
     ldr(r5, [r6, 40])
@@ -442,6 +499,11 @@ def _conv_row(r0):
     sub(r0, 1)
     str(r0, [r1, 8])
     beq(finished)
+    ldr(r0, [r1, 104])
+    cmp(r0, 0)
+    beq(next_bytes)
+    b(pixel2)
+    label(next_bytes)
     b(pixel)
     label(finished)
     mov(r0, r1)
@@ -453,7 +515,228 @@ def _conv_row(r0):
     mov(r10, r1)
     ldr(r1, [r0, 64])
     mov(r11, r1)
-    pop({r0})
+    pop({r0, r1})
+    b(exit)
+    label(pixel2)
+    # Paired lanes (_PAIRED 1): per input 4 weight words, word j = w'_j |
+    # w'_(j+4) << 16; x' * word is two 16-bit products (each < 2^16), split
+    # with uxth and lsr. Registers: r0 x', r1 word / product, r2 its low
+    # half, r3 input pointer, r4 weight pointer, accumulators r5 r6 r7 r8
+    # (lanes 0-3) and r9-r12 (lanes 4-7), lr the pixel's S = sum x'.
+    data(2, 0x9800)  # ldr r0, [sp, 0]
+    ldr(r1, [r0, 12])
+    str(r1, [r0, 16])
+    ldr(r3, [r1, 0])
+    ldr(r2, [r0, 0])
+    add(r3, r3, r2)
+    ldr(r4, [r0, 32])
+    mov(r5, 0)
+    mov(r6, 0)
+    mov(r7, 0)
+    mov(r8, r5)
+    mov(r9, r5)
+    mov(r10, r5)
+    mov(r11, r5)
+    mov(r12, r5)
+    mov(lr, r5)
+    label(segment2)
+    data(2, 0x9800)  # ldr r0, [sp, 0]
+    ldr(r2, [r0, 24])
+    add(r2, r2, r4)
+    data(2, 0x9201)  # str r2, [sp, 4]: the end of the 4-input chunks
+    cmp(r4, r2)
+    beq(tail2_start)
+    label(chunk2)
+    # Four inputs x' at r3[0..3], each times its 4 words at r4[16i..16i+15].
+    ldrb(r0, [r3, 0])
+    data(2, 0x4486)  # add lr, r0
+    ldr(r1, [r4, 0])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r5, r5, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x4489)  # add r9, r1
+    ldr(r1, [r4, 4])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r6, r6, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448A)  # add r10, r1
+    ldr(r1, [r4, 8])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r7, r7, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448B)  # add r11, r1
+    ldr(r1, [r4, 12])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    data(2, 0x4490)  # add r8, r2
+    lsr(r1, r1, 16)
+    data(2, 0x448C)  # add r12, r1
+    ldrb(r0, [r3, 1])
+    data(2, 0x4486)  # add lr, r0
+    ldr(r1, [r4, 16])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r5, r5, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x4489)  # add r9, r1
+    ldr(r1, [r4, 20])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r6, r6, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448A)  # add r10, r1
+    ldr(r1, [r4, 24])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r7, r7, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448B)  # add r11, r1
+    ldr(r1, [r4, 28])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    data(2, 0x4490)  # add r8, r2
+    lsr(r1, r1, 16)
+    data(2, 0x448C)  # add r12, r1
+    ldrb(r0, [r3, 2])
+    data(2, 0x4486)  # add lr, r0
+    ldr(r1, [r4, 32])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r5, r5, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x4489)  # add r9, r1
+    ldr(r1, [r4, 36])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r6, r6, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448A)  # add r10, r1
+    ldr(r1, [r4, 40])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r7, r7, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448B)  # add r11, r1
+    ldr(r1, [r4, 44])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    data(2, 0x4490)  # add r8, r2
+    lsr(r1, r1, 16)
+    data(2, 0x448C)  # add r12, r1
+    ldrb(r0, [r3, 3])
+    data(2, 0x4486)  # add lr, r0
+    ldr(r1, [r4, 48])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r5, r5, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x4489)  # add r9, r1
+    ldr(r1, [r4, 52])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r6, r6, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448A)  # add r10, r1
+    ldr(r1, [r4, 56])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r7, r7, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448B)  # add r11, r1
+    ldr(r1, [r4, 60])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    data(2, 0x4490)  # add r8, r2
+    lsr(r1, r1, 16)
+    data(2, 0x448C)  # add r12, r1
+    add(r3, 4)
+    add(r4, 64)
+    data(2, 0x9A01)  # ldr r2, [sp, 4]
+    cmp(r4, r2)
+    bne(chunk2)
+    label(tail2_start)
+    # The segment's last L % 4 inputs, one at a time.
+    data(2, 0x9800)  # ldr r0, [sp, 0]
+    ldr(r2, [r0, 28])
+    add(r2, r2, r4)
+    data(2, 0x9201)  # str r2, [sp, 4]
+    cmp(r4, r2)
+    beq(segment2_done)
+    label(tail2)
+    ldrb(r0, [r3, 0])
+    data(2, 0x4486)  # add lr, r0
+    ldr(r1, [r4, 0])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r5, r5, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x4489)  # add r9, r1
+    ldr(r1, [r4, 4])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r6, r6, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448A)  # add r10, r1
+    ldr(r1, [r4, 8])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    add(r7, r7, r2)
+    lsr(r1, r1, 16)
+    data(2, 0x448B)  # add r11, r1
+    ldr(r1, [r4, 12])
+    mul(r1, r0)
+    data(2, 0xB28A)  # uxth r2, r1
+    data(2, 0x4490)  # add r8, r2
+    lsr(r1, r1, 16)
+    data(2, 0x448C)  # add r12, r1
+    add(r3, 1)
+    add(r4, 16)
+    data(2, 0x9A01)  # ldr r2, [sp, 4]
+    cmp(r4, r2)
+    bne(tail2)
+    label(segment2_done)
+    # Next segment (r1 = block, r0 = entry), or the pixel is summed.
+    data(2, 0x9900)  # ldr r1, [sp, 0]
+    ldr(r0, [r1, 16])
+    add(r0, 4)
+    str(r0, [r1, 16])
+    ldr(r2, [r1, 20])
+    cmp(r0, r2)
+    beq(requant2)
+    ldr(r3, [r0, 0])
+    ldr(r0, [r1, 0])
+    add(r3, r3, r0)
+    b(segment2)
+    label(requant2)
+    # a' = acc - 128 S of each lane to the block (r1), then the lane loop.
+    mov(r0, lr)
+    lsl(r0, r0, 7)
+    sub(r5, r5, r0)
+    str(r5, [r1, 68])
+    sub(r6, r6, r0)
+    str(r6, [r1, 72])
+    sub(r7, r7, r0)
+    str(r7, [r1, 76])
+    mov(r2, r8)
+    sub(r2, r2, r0)
+    str(r2, [r1, 80])
+    mov(r2, r9)
+    sub(r2, r2, r0)
+    str(r2, [r1, 84])
+    mov(r2, r10)
+    sub(r2, r2, r0)
+    str(r2, [r1, 88])
+    mov(r2, r11)
+    sub(r2, r2, r0)
+    str(r2, [r1, 92])
+    mov(r2, r12)
+    sub(r2, r2, r0)
+    str(r2, [r1, 96])
+    b(lanes)
+    label(exit)
 
 
 def window(rows, wide, fill):
@@ -501,6 +784,7 @@ def setup(pix_step, nseg, run, out_step):
     p[_MAIN8] = 8 * (run & ~3)
     p[_TAIL8] = 8 * (run & 3)
     p[_OUT_STEP] = out_step
+    p[_PAIRED] = 0
 
 
 def segments():
@@ -583,9 +867,18 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8):
     p[_PIX_STEP] = s_w * in_c
     p[_SEG0] = int(segs)
     p[_SEG_END] = int(segs) + 4 * nseg
-    p[_MAIN8] = 8 * (run - (run & 3))
-    p[_TAIL8] = 8 * (run & 3)
+    paired = 0
+    per_input = 8  # weight bytes an input
+    if k <= _PAIR_MAX_K and out_w >= _PAIR_MIN_W:
+        paired = 1
+        per_input = 16
+    p[_PAIRED] = paired
+    p[_MAIN8] = per_input * (run - (run & 3))
+    p[_TAIL8] = per_input * (run & 3)
     p[_OUT_STEP] = out_stride
+    scratch = (win + k_h * wide + 3) & (0 - 4)  # after the window rows
+    if paired and out_c <= 8:  # one group: expanded once for every row
+        _expand(scratch, blob_at, k)
     while oy < oy1:
         ky = 0
         while ky < k_h:
@@ -619,7 +912,12 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8):
         while g < out_c:
             p[_PIX] = win
             p[_NPIX] = out_w
-            p[_WBASE] = blob_at + g * k
+            if paired:
+                if out_c > 8:
+                    _expand(scratch, blob_at + g * k, k)
+                p[_WBASE] = scratch
+            else:
+                p[_WBASE] = blob_at + g * k
             p[_TBASE] = tables + g * 40
             p[_OUTP] = out_row + g
             lanes = out_c - g
