@@ -29,7 +29,7 @@ def run(m, p, blob):
     if backend.name == "thumb" and len(blob) > p[18] + 12 * p[7]:  # a bundle with phase blocks
         backend.thumb("transpose_conv").run(m.arena, blob, p)
     elif backend.np is None:
-        _tconv_viper(m.arena, blob, *p)
+        _tconv_viper(0, 0, 0, m.arena, blob, p)
     else:
         _tconv_array(m, p, blob)
 
@@ -75,7 +75,32 @@ def _tconv_array(m, p, blob):
 
 
 @micropython.viper
-def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_off: int, out_h: int, out_w: int, out_c: int, k_h: int, k_w: int, s_h: int, s_w: int, pad_t: int, pad_l: int, in_zp: int, out_zp: int, lo: int, hi: int, w_bytes: int, in_ring: int, oy0: int):
+def _tconv_viper(xp: ptr8, wq: ptr8, acc: int, arena, blob, p: ptr32):
+    # xp, wq, acc: the MAC loop's input and weight pointers and sum, first so
+    # that viper keeps them in registers (called with 0s); p: the step's
+    # params (PARAMS), read as native ints. On 64-bit ports ptr32 does not
+    # sign-extend: the signed ones are rebuilt from their halves.
+    in_off = p[0]
+    in_h = p[1]
+    in_w = p[2]
+    in_c = p[3]
+    out_off = p[4]
+    out_h = p[5]
+    out_w = p[6]
+    out_c = p[7]
+    k_h = p[8]
+    k_w = p[9]
+    s_h = p[10]
+    s_w = p[11]
+    pad_t = p[12]
+    pad_l = p[13]
+    in_zp = ((p[14] & 0xFFFF) ^ 0x8000) - 0x8000
+    out_zp = ((p[15] & 0xFFFF) ^ 0x8000) - 0x8000
+    lo = ((p[16] & 0xFFFF) ^ 0x8000) - 0x8000
+    hi = ((p[17] & 0xFFFF) ^ 0x8000) - 0x8000
+    w_bytes = p[18]
+    in_ring = p[19]
+    oy0 = p[20]
     q = w_bytes >> 1  # int32 tables, as 16-bit halves
     a = ptr8(arena)
     w = ptr8(blob)
@@ -128,12 +153,13 @@ def _tconv_viper(arena, blob, in_off: int, in_h: int, in_w: int, in_c: int, out_
                         ix = bx
                         while kx < k_w:
                             if ix >= 0 and ix < in_w:
-                                ip = rp + ix * in_c
-                                wp = (ky * in_c * k_w + kx) * out_c + co
-                                for ci in range(in_c):
-                                    x = ((int(a[ip + ci]) ^ 0x80) - 0x80) - in_zp
-                                    acc += x * ((int(w[wp]) ^ 0x80) - 0x80)
-                                    wp += wstep
+                                xp = ptr8(int(a) + rp + ix * in_c)
+                                wq = ptr8(int(w) + (ky * in_c * k_w + kx) * out_c + co)
+                                end = int(xp) + in_c
+                                while int(xp) < end:
+                                    acc += (((int(xp[0]) ^ 0x80) - 0x80) - in_zp) * ((int(wq[0]) ^ 0x80) - 0x80)
+                                    xp = ptr8(int(xp) + 1)
+                                    wq = ptr8(int(wq) + wstep)
                             kx += s_w
                             ix -= 1
                     ky += s_h
