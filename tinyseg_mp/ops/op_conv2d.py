@@ -46,7 +46,7 @@ def conv_rows(m, src, row_base, ring, p, blob, oy0, oy1, out_at, prep=None):
     (ring = input height for a whole tensor), or one that a fused op fills.
     prep: prepare(p, blob), to reuse it over calls of one step."""
     if backend.name == "thumb":
-        backend.thumb("conv2d").conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p, prep)
+        backend.thumb("conv2d").conv_rows(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, p, m)
     elif backend.np is None:
         _conv_viper(m.arena, src, blob, row_base, ring, oy0, oy1, out_at, *p)
     else:
@@ -330,13 +330,8 @@ def blob_bytes(p):
 
 
 def window_bytes(p):
-    """The Thumb kernel's window: k_h padded input rows, then where it pairs
-    lanes (a window of at most 288 inputs, rows of 12 pixels or more: the
-    rule of ops/thumb/conv2d.py, _PAIR_MAX_K and _PAIR_MIN_W) a group's
-    weights as 16 bytes an input, 4-aligned."""
-    rows = p[8] * max((p[6] - 1) * p[11] + (p[9] - 1) * p[13] + 1, p[15] + p[2]) * p[3]
-    k = p[8] * p[9] * p[3]
-    return rows + 3 + 16 * k if k <= 288 and p[6] >= 12 else rows
+    """The Thumb kernel's window: k_h padded input rows (ops/thumb/conv2d.py)."""
+    return p[8] * max((p[6] - 1) * p[11] + (p[9] - 1) * p[13] + 1, p[15] + p[2]) * p[3]
 
 
 def check(p, raw, m):

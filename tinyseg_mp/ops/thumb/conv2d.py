@@ -37,8 +37,8 @@ _WORDS = const(27)
 # Paired lanes cost 4 weight bytes an input and lane pair instead of 2: for
 # a group whose window has at most _PAIR_MAX_K inputs, in rows of at least
 # _PAIR_MIN_W pixels (fewer would not pay for _expand), _rows expands the
-# group's weights into the window buffer after the rows. op_conv2d.window_bytes
-# states the same rule: the model allocates the buffer at load.
+# group's weights into the weight buffer past the step's blob, where it has
+# the room (no RAM of its own: the board demo's heap had none to spare).
 _PAIR_MAX_K = const(288)
 _PAIR_MIN_W = const(12)
 
@@ -817,9 +817,12 @@ _call = array("i", bytes(4 * 25))
 
 
 @micropython.viper
-def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8):
+def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_len: int, used: int):
     # q: the step's params (op_conv2d.PARAMS); c: which rows, as words 0, 4,
-    # 5, 23, 24 of q (q itself for a whole step, else _call). For each output row:
+    # 5, 23, 24 of q (q itself for a whole step, else _call); wb: the weight
+    # buffer (wb_len bytes), whose first `used` bytes hold the step's blob
+    # (a later step with the same blob uses them again).
+    # For each output row:
     # the window's k_h rows from the input (x + 128, padded with the zero
     # point), the segment table, then one _conv_row call per group of 8
     # output channels. Native ints throughout: a Python loop here cost the
@@ -867,16 +870,16 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8):
     p[_PIX_STEP] = s_w * in_c
     p[_SEG0] = int(segs)
     p[_SEG_END] = int(segs) + 4 * nseg
+    scratch = (int(wb) + used + 3) & (0 - 4)  # past the blob
     paired = 0
     per_input = 8  # weight bytes an input
-    if k <= _PAIR_MAX_K and out_w >= _PAIR_MIN_W:
+    if k <= _PAIR_MAX_K and out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
         paired = 1
         per_input = 16
     p[_PAIRED] = paired
     p[_MAIN8] = per_input * (run - (run & 3))
     p[_TAIL8] = per_input * (run & 3)
     p[_OUT_STEP] = out_stride
-    scratch = (win + k_h * wide + 3) & (0 - 4)  # after the window rows
     if paired and out_c <= 8:  # one group: expanded once for every row
         _expand(scratch, blob_at, k)
     while oy < oy1:
@@ -932,15 +935,17 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8):
 
 def run(m, p, blob):
     """One conv2d step (op_conv2d.kernel binds it on a Thumb board)."""
-    _rows(p, p, m.arena, m.arena, blob)
+    w = m.wbuf
+    _rows(p, p, m.arena, m.arena, blob, w, len(w), len(blob))
 
 
-def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p, held=None):
-    """Output rows oy0..oy1-1 of a conv2d step, as op_conv2d.conv_rows."""
+def conv_rows(arena, src, blob, row_base, ring, oy0, oy1, out_at, p, m):
+    """Output rows oy0..oy1-1 of a conv2d step of model m, as op_conv2d.conv_rows."""
     c = _call
     c[0] = row_base
     c[4] = out_at
     c[5] = oy1 - oy0
     c[23] = ring
     c[24] = oy0
-    _rows(p, c, src, arena, blob)
+    w = m.wbuf
+    _rows(p, c, src, arena, blob, w, len(w), len(blob))
