@@ -6,12 +6,14 @@
 # load with ldrb and an immediate offset. The kernel sums x' * w' and, per
 # pixel, S = sum x'; then
 #   sum (x - in_zp) * w = sum x'w' - 128 S - (128 + in_zp) sum w
-# and the last term is folded into the bias on the host. Requantisation is
+# and the last term is folded into the bias on the host. Where there is room
+# (_PAIR_MAX_K), a group's weights are first expanded into paired lanes, so
+# that one word load and one multiply give two products. Requantisation is
 # TFLite Micro's MultiplyByQuantizedMultiplier on 16-bit limbs (no 64-bit
 # multiply on the M0+), exact.
 # The window holds k_h input rows, each (pad_l + in_w + ...) pixels wide,
-# padded with the input zero point; it is kept across output rows, so a
-# stride-1 conv converts each input row once.
+# padded with the input zero point; _rows (viper) fills it for each output
+# row and calls _conv_row once per group.
 import micropython
 from array import array
 
