@@ -758,59 +758,12 @@ def release():
     _win = bytearray(0)
 
 
-def load_row(dst, src, n, fill, present):
-    """Window row bytes at address dst: n input bytes from address src as
-    x + 128, or, for a row outside the input, the zero point `fill`."""
-    if present:
-        _xor_copy(dst, src, n)
-    else:
-        _fill(dst, n, fill)
-
-
 def _grow(nseg):
     # _segs holds at least nseg entries.
     global _segs
     if _p[_SEG_CAP] < nseg:
         _segs = array("i", bytes(4 * nseg))
         _p[_SEG_CAP] = nseg
-
-
-def setup(pix_step, nseg, run, out_step):
-    """The geometry of the next row() calls: nseg segments (their offsets
-    from a pixel's first tap go in segments()) of `run` input bytes each."""
-    _grow(nseg)
-    p = _p
-    p[_PIX_STEP] = pix_step
-    p[_SEG0] = _addr(_segs)
-    p[_SEG_END] = p[_SEG0] + 4 * nseg
-    p[_MAIN8] = 8 * (run & ~3)
-    p[_TAIL8] = 8 * (run & 3)
-    p[_OUT_STEP] = out_step
-    p[_PAIRED] = 0
-
-
-def segments():
-    return _segs
-
-
-def row(pix, npix, wbase, tbase, outp, lanes):
-    """npix output pixels of one group of output channels: the first pixel's
-    taps from window address pix, weights at wbase, requantisation table at
-    tbase, outputs (lanes channels each) from address outp."""
-    p = _p
-    p[_PIX] = pix
-    p[_NPIX] = npix
-    p[_WBASE] = wbase
-    p[_TBASE] = tbase
-    p[_OUTP] = outp
-    p[_NLANES] = lanes
-    _conv_row(p)
-
-
-def prepare():
-    """No state is kept over the conv_rows calls of one step: the window is
-    refilled for each output row (op_conv2d.prepare)."""
-    return None
 
 
 # conv_rows' rows for _rows, at the indices of the step params that give
@@ -862,7 +815,6 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     if wide < q[15] + in_w:
         wide = q[15] + in_w
     wide *= in_c
-    right = wide - left - row_bytes
     data = int(src) + c[0]
     blob_at = int(blob)
     tables = blob_at + q[20] + 16 * out_c
@@ -889,10 +841,11 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
         while ky < k_h:
             iy = oy * s_h + ky * d_h - pad_t
             at = ky * wide
-            w = ptr8(win + at)
             if iy < 0 or iy >= in_h:
                 _fill(win + at, wide, fill)
             else:
+                # The pads byte by byte here: a call to _fill costs about 500 cycles.
+                w = ptr8(win + at)
                 r = iy
                 while r >= ring:
                     r -= ring
