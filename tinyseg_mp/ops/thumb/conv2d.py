@@ -7,8 +7,11 @@
 # pixel, S = sum x'; then
 #   sum (x - in_zp) * w = sum x'w' - 128 S - (128 + in_zp) sum w
 # and the last term is folded into the bias on the host. Where there is room
-# (_PAIR_MAX_K), a group's weights are first expanded into paired lanes, so
-# that one word load and one multiply give two products. Requantisation is
+# (_PAIR_MAX_K), a group's weights are first expanded into paired lanes of
+# signed weights, so that one word load and one multiply give two products,
+# and the products of two inputs x = x' - 128 are split into their lanes at
+# once (the lanes start from 128 sum w, so they end as sum x'w' - 128 S and
+# both loops share the bias and the requantisation). Requantisation is
 # TFLite Micro's MultiplyByQuantizedMultiplier on 16-bit limbs (no 64-bit
 # multiply on the M0+), exact.
 # The window holds k_h input rows, each (pad_l + in_w + ...) pixels wide,
@@ -31,11 +34,11 @@ _TBASE = const(9)  # this group's requantisation table (10 words a channel)
 _OUTP = const(10)  # output address of the current pixel's first channel
 _OUT_STEP = const(11)  # bytes between output pixels
 _NLANES = const(12)  # channels of the group that exist (1..8)
-_SAVE = const(13)  # r8-r11 (callee-saved) while the kernel runs: 4 words
-_ACC = const(17)  # the 8 accumulators, handed to the requantisation loop
-_SEG_CAP = const(25)  # entries _segs holds (Python and _rows only)
-_PAIRED = const(26)  # 1: the weights are in paired lanes (_expand), 0: bytes
-_WORDS = const(27)
+_SUMS = const(13)  # paired lanes: the 8 accumulators' start, 128 * sum w_j (_rows)
+_ACC = const(21)  # the 8 accumulators, handed to the requantisation loop
+_SEG_CAP = const(29)  # entries _segs holds (Python and _rows only)
+_PAIRED = const(30)  # 1: the weights are in paired lanes (_expand), 0: bytes
+_WORDS = const(31)
 # Paired lanes cost 4 weight bytes an input and lane pair instead of 2: for
 # a group whose window has at most _PAIR_MAX_K inputs, in rows of at least
 # _PAIR_MIN_W pixels (fewer would not pay for _expand), _rows expands the
@@ -108,10 +111,27 @@ def _xor_copy(r0, r1, r2):
 
 @micropython.asm_thumb
 def _expand(r0, r1, r2):
-    # r0: destination (4-aligned), r1: a group's byte weights (8 an input,
-    # 4-aligned), r2: inputs. Writes 4 words an input, word j = w'_j |
-    # w'_(j+4) << 16 (the paired-lane layout of _conv_row). r3: w'_0..3,
-    # r4: w'_4..7, r5 and r6 the halves being built.
+    # r0: destination (4-aligned), r1: a group's byte weights w' = w + 128
+    # (8 an input, 4-aligned), r2: inputs. Writes 4 words an input, word j =
+    # w_j + w_(j+4) * 65536 (the paired-lane layout of _conv_row). Returns 1
+    # if a weight is -128 (w' = 0: two of its products could overflow a lane;
+    # the group then runs on bytes), else 0. r3: w'_0..3, r4: w'_4..7, r5 the
+    # pair u = w'_j | w'_(j+4) << 16, then u - 0x10001 (a lane of it is
+    # negative iff one of w' is 0: OR-ed into r7), then the word; r6 scratch;
+    # lr -0x10001, r12 -0x7F007F (u - 0x10001 - 0x7F007F = the word).
+    mov(r3, r12)
+    push({r3})
+    mov(r3, 1)
+    lsl(r4, r3, 16)
+    orr(r3, r4)
+    data(2, 0x425B)  # neg r3, r3
+    mov(lr, r3)
+    mov(r3, 0x7F)
+    lsl(r4, r3, 16)
+    orr(r3, r4)
+    data(2, 0x425B)  # neg r3, r3
+    mov(r12, r3)
+    mov(r7, 0)
     label(loop)
     cmp(r2, 0)
     beq(done)
@@ -121,6 +141,9 @@ def _expand(r0, r1, r2):
     data(2, 0xB2E6)  # uxtb r6, r4
     lsl(r6, r6, 16)
     orr(r5, r6)
+    data(2, 0x4475)  # add r5, lr
+    orr(r7, r5)
+    data(2, 0x4465)  # add r5, r12
     str(r5, [r0, 0])
     lsr(r5, r3, 8)
     data(2, 0xB2ED)  # uxtb r5, r5
@@ -128,6 +151,9 @@ def _expand(r0, r1, r2):
     data(2, 0xB2F6)  # uxtb r6, r6
     lsl(r6, r6, 16)
     orr(r5, r6)
+    data(2, 0x4475)  # add r5, lr
+    orr(r7, r5)
+    data(2, 0x4465)  # add r5, r12
     str(r5, [r0, 4])
     lsr(r5, r3, 16)
     data(2, 0xB2ED)  # uxtb r5, r5
@@ -135,17 +161,29 @@ def _expand(r0, r1, r2):
     data(2, 0xB2F6)  # uxtb r6, r6
     lsl(r6, r6, 16)
     orr(r5, r6)
+    data(2, 0x4475)  # add r5, lr
+    orr(r7, r5)
+    data(2, 0x4465)  # add r5, r12
     str(r5, [r0, 8])
     lsr(r5, r3, 24)
     lsr(r6, r4, 24)
     lsl(r6, r6, 16)
     orr(r5, r6)
+    data(2, 0x4475)  # add r5, lr
+    orr(r7, r5)
+    data(2, 0x4465)  # add r5, r12
     str(r5, [r0, 12])
     add(r0, 16)
     add(r1, 8)
     sub(r2, 1)
     b(loop)
     label(done)
+    # Bit 15 or 31 of r7: some w' was 0.
+    lsl(r0, r7, 16)
+    orr(r0, r7)
+    lsr(r0, r0, 31)
+    pop({r3})
+    mov(r12, r3)
 
 
 @micropython.asm_thumb
@@ -183,16 +221,16 @@ def _conv_row(r0):
     # weight / product, r2 input pointer, r3 weight pointer, r4-r7 and r8-r11
     # the 8 accumulators, r12 the pixel's S = sum x', lr the end of the
     # current weight run. Paired lanes: see pixel2 below.
-    push({r0, r1})
+    # r8-r12 are the caller's: saved on the stack below the block.
     mov(r1, r8)
-    str(r1, [r0, 52])
-    mov(r1, r9)
-    str(r1, [r0, 56])
-    mov(r1, r10)
-    str(r1, [r0, 60])
-    mov(r1, r11)
-    str(r1, [r0, 64])
-    ldr(r1, [r0, 104])
+    mov(r2, r9)
+    mov(r3, r10)
+    mov(r4, r11)
+    push({r1, r2, r3, r4})
+    mov(r1, r12)
+    push({r1})
+    push({r0, r1})
+    ldr(r1, [r0, 120])
     cmp(r1, 0)
     beq(pixel)
     b(pixel2)
@@ -395,25 +433,25 @@ def _conv_row(r0):
     mov(r0, r12)
     lsl(r0, r0, 7)
     sub(r4, r4, r0)
-    str(r4, [r1, 68])
+    str(r4, [r1, 84])
     sub(r5, r5, r0)
-    str(r5, [r1, 72])
+    str(r5, [r1, 88])
     sub(r6, r6, r0)
-    str(r6, [r1, 76])
+    str(r6, [r1, 92])
     sub(r7, r7, r0)
-    str(r7, [r1, 80])
+    str(r7, [r1, 96])
     mov(r2, r8)
     sub(r2, r2, r0)
-    str(r2, [r1, 84])
+    str(r2, [r1, 100])
     mov(r2, r9)
     sub(r2, r2, r0)
-    str(r2, [r1, 88])
+    str(r2, [r1, 104])
     mov(r2, r10)
     sub(r2, r2, r0)
-    str(r2, [r1, 92])
+    str(r2, [r1, 108])
     mov(r2, r11)
     sub(r2, r2, r0)
-    str(r2, [r1, 96])
+    str(r2, [r1, 112])
     label(lanes)
     mov(r6, r1)
     ldr(r7, [r6, 36])
@@ -426,7 +464,7 @@ def _conv_row(r0):
     mov(r10, r0)
     label(lane)
     # a = (a' + folded bias) << left shift.
-    ldr(r0, [r6, 68])
+    ldr(r0, [r6, 84])
     add(r6, 4)
     ldr(r1, [r7, 0])
     add(r0, r0, r1)
@@ -501,46 +539,52 @@ def _conv_row(r0):
     sub(r0, 1)
     str(r0, [r1, 8])
     beq(finished)
-    ldr(r0, [r1, 104])
+    ldr(r0, [r1, 120])
     cmp(r0, 0)
     beq(next_bytes)
     b(pixel2)
     label(next_bytes)
     b(pixel)
     label(finished)
-    mov(r0, r1)
-    ldr(r1, [r0, 52])
-    mov(r8, r1)
-    ldr(r1, [r0, 56])
-    mov(r9, r1)
-    ldr(r1, [r0, 60])
-    mov(r10, r1)
-    ldr(r1, [r0, 64])
-    mov(r11, r1)
     pop({r0, r1})
+    pop({r1})
+    mov(r12, r1)
+    pop({r1, r2, r3, r4})
+    mov(r8, r1)
+    mov(r9, r2)
+    mov(r10, r3)
+    mov(r11, r4)
     b(exit)
     label(pixel2)
-    # Paired lanes (_PAIRED 1): per input 4 weight words, word j = w'_j |
-    # w'_(j+4) << 16; x' * word is two 16-bit products (each < 2^16), split
-    # with uxth and lsr. Registers: r0 x', r1 word / product, r2 its low
-    # half, r3 input pointer, r4 weight pointer, accumulators r5 r6 r7 r8
-    # (lanes 0-3) and r9-r12 (lanes 4-7), lr the pixel's S = sum x'.
+    # Paired lanes (_PAIRED 1): per input 4 weight words, word j = w_j +
+    # w_(j+4) * 65536 (signed w, _expand), times x = x' - 128: the products of
+    # two inputs, each at most 16,256 in size (no weight is -128), sum to a
+    # signed 16-bit low half, split once per two inputs with sxth. Registers:
+    # r0 and r1 the two inputs' x, r2 the sum of products, r3 its low half,
+    # r4 weight pointer, r5 input pointer, lanes 0-3 in r6 r7 r8 r9, lanes 4-7
+    # in r10 r11 r12 lr, starting from _SUMS (so that they end as the byte
+    # loop's sum x'w' - 128 S).
     data(2, 0x9800)  # ldr r0, [sp, 0]
     ldr(r1, [r0, 12])
     str(r1, [r0, 16])
-    ldr(r3, [r1, 0])
+    ldr(r5, [r1, 0])
     ldr(r2, [r0, 0])
-    add(r3, r3, r2)
+    add(r5, r5, r2)
     ldr(r4, [r0, 32])
-    mov(r5, 0)
-    mov(r6, 0)
-    mov(r7, 0)
-    mov(r8, r5)
-    mov(r9, r5)
-    mov(r10, r5)
-    mov(r11, r5)
-    mov(r12, r5)
-    mov(lr, r5)
+    ldr(r6, [r0, 52])
+    ldr(r7, [r0, 56])
+    ldr(r1, [r0, 60])
+    mov(r8, r1)
+    ldr(r1, [r0, 64])
+    mov(r9, r1)
+    ldr(r1, [r0, 68])
+    mov(r10, r1)
+    ldr(r1, [r0, 72])
+    mov(r11, r1)
+    ldr(r1, [r0, 76])
+    mov(r12, r1)
+    ldr(r1, [r0, 80])
+    mov(lr, r1)
     label(segment2)
     data(2, 0x9800)  # ldr r0, [sp, 0]
     ldr(r2, [r0, 24])
@@ -549,112 +593,96 @@ def _conv_row(r0):
     cmp(r4, r2)
     beq(tail2_start)
     label(chunk2)
-    # Four inputs x' at r3[0..3], each times its 4 words at r4[16i..16i+15].
-    ldrb(r0, [r3, 0])
-    data(2, 0x4486)  # add lr, r0
-    ldr(r1, [r4, 0])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r5, r5, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x4489)  # add r9, r1
-    ldr(r1, [r4, 4])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r6, r6, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448A)  # add r10, r1
-    ldr(r1, [r4, 8])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r7, r7, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448B)  # add r11, r1
-    ldr(r1, [r4, 12])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    data(2, 0x4490)  # add r8, r2
-    lsr(r1, r1, 16)
-    data(2, 0x448C)  # add r12, r1
-    ldrb(r0, [r3, 1])
-    data(2, 0x4486)  # add lr, r0
-    ldr(r1, [r4, 16])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r5, r5, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x4489)  # add r9, r1
-    ldr(r1, [r4, 20])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r6, r6, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448A)  # add r10, r1
-    ldr(r1, [r4, 24])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r7, r7, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448B)  # add r11, r1
-    ldr(r1, [r4, 28])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    data(2, 0x4490)  # add r8, r2
-    lsr(r1, r1, 16)
-    data(2, 0x448C)  # add r12, r1
-    ldrb(r0, [r3, 2])
-    data(2, 0x4486)  # add lr, r0
-    ldr(r1, [r4, 32])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r5, r5, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x4489)  # add r9, r1
-    ldr(r1, [r4, 36])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r6, r6, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448A)  # add r10, r1
-    ldr(r1, [r4, 40])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r7, r7, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448B)  # add r11, r1
-    ldr(r1, [r4, 44])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    data(2, 0x4490)  # add r8, r2
-    lsr(r1, r1, 16)
-    data(2, 0x448C)  # add r12, r1
-    ldrb(r0, [r3, 3])
-    data(2, 0x4486)  # add lr, r0
-    ldr(r1, [r4, 48])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r5, r5, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x4489)  # add r9, r1
-    ldr(r1, [r4, 52])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r6, r6, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448A)  # add r10, r1
-    ldr(r1, [r4, 56])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r7, r7, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448B)  # add r11, r1
-    ldr(r1, [r4, 60])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    data(2, 0x4490)  # add r8, r2
-    lsr(r1, r1, 16)
-    data(2, 0x448C)  # add r12, r1
-    add(r3, 4)
+    # Inputs r5[0..3] in two pairs, each times its 4 words at r4[16i..16i+15].
+    ldrb(r0, [r5, 0])
+    sub(r0, 128)
+    ldrb(r1, [r5, 1])
+    sub(r1, 128)
+    ldr(r2, [r4, 0])
+    mul(r2, r0)
+    ldr(r3, [r4, 16])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r6, r6, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4492)  # add r10, r2
+    ldr(r2, [r4, 4])
+    mul(r2, r0)
+    ldr(r3, [r4, 20])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r7, r7, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4493)  # add r11, r2
+    ldr(r2, [r4, 8])
+    mul(r2, r0)
+    ldr(r3, [r4, 24])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4498)  # add r8, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4494)  # add r12, r2
+    ldr(r2, [r4, 12])
+    mul(r2, r0)
+    ldr(r3, [r4, 28])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4499)  # add r9, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4496)  # add lr, r2
+    ldrb(r0, [r5, 2])
+    sub(r0, 128)
+    ldrb(r1, [r5, 3])
+    sub(r1, 128)
+    ldr(r2, [r4, 32])
+    mul(r2, r0)
+    ldr(r3, [r4, 48])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r6, r6, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4492)  # add r10, r2
+    ldr(r2, [r4, 36])
+    mul(r2, r0)
+    ldr(r3, [r4, 52])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r7, r7, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4493)  # add r11, r2
+    ldr(r2, [r4, 40])
+    mul(r2, r0)
+    ldr(r3, [r4, 56])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4498)  # add r8, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4494)  # add r12, r2
+    ldr(r2, [r4, 44])
+    mul(r2, r0)
+    ldr(r3, [r4, 60])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4499)  # add r9, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4496)  # add lr, r2
+    add(r5, 4)
     add(r4, 64)
     data(2, 0x9A01)  # ldr r2, [sp, 4]
     cmp(r4, r2)
@@ -668,33 +696,37 @@ def _conv_row(r0):
     cmp(r4, r2)
     beq(segment2_done)
     label(tail2)
-    ldrb(r0, [r3, 0])
-    data(2, 0x4486)  # add lr, r0
-    ldr(r1, [r4, 0])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r5, r5, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x4489)  # add r9, r1
-    ldr(r1, [r4, 4])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r6, r6, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448A)  # add r10, r1
-    ldr(r1, [r4, 8])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    add(r7, r7, r2)
-    lsr(r1, r1, 16)
-    data(2, 0x448B)  # add r11, r1
-    ldr(r1, [r4, 12])
-    mul(r1, r0)
-    data(2, 0xB28A)  # uxth r2, r1
-    data(2, 0x4490)  # add r8, r2
-    lsr(r1, r1, 16)
-    data(2, 0x448C)  # add r12, r1
-    add(r3, 1)
+    ldrb(r0, [r5, 0])
+    sub(r0, 128)
+    ldr(r2, [r4, 0])
+    mul(r2, r0)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r6, r6, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4492)  # add r10, r2
+    ldr(r2, [r4, 4])
+    mul(r2, r0)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r7, r7, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4493)  # add r11, r2
+    ldr(r2, [r4, 8])
+    mul(r2, r0)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4498)  # add r8, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4494)  # add r12, r2
+    ldr(r2, [r4, 12])
+    mul(r2, r0)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4499)  # add r9, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4496)  # add lr, r2
+    add(r5, 1)
     add(r4, 16)
     data(2, 0x9A01)  # ldr r2, [sp, 4]
     cmp(r4, r2)
@@ -708,35 +740,26 @@ def _conv_row(r0):
     ldr(r2, [r1, 20])
     cmp(r0, r2)
     beq(requant2)
-    ldr(r3, [r0, 0])
+    ldr(r5, [r0, 0])
     ldr(r0, [r1, 0])
-    add(r3, r3, r0)
+    add(r5, r5, r0)
     b(segment2)
     label(requant2)
-    # a' = acc - 128 S of each lane to the block (r1), then the lane loop.
-    mov(r0, lr)
-    lsl(r0, r0, 7)
-    sub(r5, r5, r0)
-    str(r5, [r1, 68])
-    sub(r6, r6, r0)
-    str(r6, [r1, 72])
-    sub(r7, r7, r0)
-    str(r7, [r1, 76])
+    # The lanes, in order, to the block (r1), then the lane loop.
+    str(r6, [r1, 84])
+    str(r7, [r1, 88])
     mov(r2, r8)
-    sub(r2, r2, r0)
-    str(r2, [r1, 80])
-    mov(r2, r9)
-    sub(r2, r2, r0)
-    str(r2, [r1, 84])
-    mov(r2, r10)
-    sub(r2, r2, r0)
-    str(r2, [r1, 88])
-    mov(r2, r11)
-    sub(r2, r2, r0)
     str(r2, [r1, 92])
-    mov(r2, r12)
-    sub(r2, r2, r0)
+    mov(r2, r9)
     str(r2, [r1, 96])
+    mov(r2, r10)
+    str(r2, [r1, 100])
+    mov(r2, r11)
+    str(r2, [r1, 104])
+    mov(r2, r12)
+    str(r2, [r1, 108])
+    mov(r2, lr)
+    str(r2, [r1, 112])
     b(lanes)
     label(exit)
 
@@ -764,6 +787,18 @@ def _grow(nseg):
     if _p[_SEG_CAP] < nseg:
         _segs = array("i", bytes(4 * nseg))
         _p[_SEG_CAP] = nseg
+
+
+@micropython.viper
+def _sums(p: ptr32, folded: ptr32, table: ptr32, g: int, out_c: int):
+    # The paired lanes' start values for group g: 128 * sum w_j, the
+    # difference of the two folded biases (sum x w, against the byte loop's
+    # sum x'w' - 128 S = sum x w + 128 sum w).
+    j = 0
+    while j < 8:
+        c = g + j
+        p[_SUMS + j] = folded[c] - table[10 * c] if c < out_c else 0
+        j += 1
 
 
 # conv_rows' rows for _rows, at the indices of the step params that give
@@ -826,16 +861,23 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     p[_SEG_END] = int(segs) + 4 * nseg
     scratch = (int(wb) + used + 3) & (0 - 4)  # past the blob
     paired = 0
-    per_input = 8  # weight bytes an input
     if k <= _PAIR_MAX_K and out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
         paired = 1
-        per_input = 16
-    p[_PAIRED] = paired
-    p[_MAIN8] = per_input * (run - (run & 3))
-    p[_TAIL8] = per_input * (run & 3)
+    main = run - (run & 3)
+    tail = run & 3
+    folded = ptr32(blob_at + q[20])  # bias - in_zp * sum w, a word a channel
+    table = ptr32(tables)  # word 0 of a channel's 10: bias - (128 + in_zp) * sum w
     p[_OUT_STEP] = out_stride
     if paired and out_c <= 8:  # one group: expanded once for every row
-        _expand(scratch, blob_at, k)
+        if _expand(scratch, blob_at, k):
+            paired = 0
+    p[_PAIRED] = paired
+    p[_MAIN8] = 8 * main
+    p[_TAIL8] = 8 * tail
+    if paired:
+        p[_MAIN8] = 16 * main
+        p[_TAIL8] = 16 * tail
+        _sums(p, folded, table, 0, out_c)
     while oy < oy1:
         ky = 0
         while ky < k_h:
@@ -870,12 +912,19 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
         while g < out_c:
             p[_PIX] = win
             p[_NPIX] = out_w
-            if paired:
-                if out_c > 8:
-                    _expand(scratch, blob_at + g * k, k)
+            p[_WBASE] = blob_at + g * k
+            if paired and out_c > 8:
+                if _expand(scratch, blob_at + g * k, k):  # a -128 weight: this group on bytes
+                    p[_PAIRED] = 0
+                    p[_MAIN8] = 8 * main
+                    p[_TAIL8] = 8 * tail
+                else:
+                    p[_PAIRED] = 1
+                    p[_MAIN8] = 16 * main
+                    p[_TAIL8] = 16 * tail
+                    _sums(p, folded, table, g, out_c)
+            if p[_PAIRED]:
                 p[_WBASE] = scratch
-            else:
-                p[_WBASE] = blob_at + g * k
             p[_TBASE] = tables + g * 40
             p[_OUTP] = out_row + g
             lanes = out_c - g

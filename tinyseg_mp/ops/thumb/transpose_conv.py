@@ -68,7 +68,7 @@ def _rows(q: ptr32, arena: ptr8, blob: ptr8):
     p[1] = in_c  # _PIX_STEP
     p[3] = int(segs)  # _SEG0
     p[11] = s_w * out_c  # _OUT_STEP
-    p[26] = 0  # _PAIRED: byte weights
+    p[30] = 0  # _PAIRED: byte weights
     while oy < oy1:
         py = (oy + pad_t) % s_h
         nky = (k_h - py + s_h - 1) // s_h
