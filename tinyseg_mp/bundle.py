@@ -5,7 +5,7 @@ import struct
 from binascii import crc32
 
 MAGIC = b"TSMP"
-VERSION = 3  # 3: META spill_stage
+VERSION = 4  # 3: META spill_stage; 4: the Thumb requant tables' clamp threshold
 HEADER = "<4sHHI"  # magic, version, section count, CRC32 of header + table
 SECTION = "<4sIII"  # kind, offset, length, CRC32 of the section bytes
 # opcode, param count, blob offset (in BLOB), stored length, length once

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..bundle_writer import Step
 from ..graph import Op, Tensor
-from ..quant import activation_range, channel_multipliers, fully_connected_multiplier
+from ..quant import (INT32_MAX, INT32_MIN, activation_range, channel_multipliers, fully_connected_multiplier,
+                     multiply_by_quantized_multiplier)
 from . import LowerContext, hwc
 
 # Largest weight block of one step: the device's weight buffer is this big,
@@ -79,16 +80,43 @@ def requant_table(bias: np.ndarray, in_zp: int, wsum: np.ndarray, mult: list[int
     """Per channel, padded to whole groups, the ten int32 the Thumb kernel reads:
     bias folded for unsigned inputs and weights (x + 128, w + 128), the
     multiplier's low and high 16 bits, left shift, right shift, its rounding
-    mask and threshold, output zero point, clamp low and high."""
+    mask, the clamp threshold (low_threshold), output zero point, clamp low
+    and high."""
     out_c = len(mult)
     right = np.maximum(-np.array(shift, np.int64), 0)
     mask = (np.int64(1) << right) - 1
     m = np.array(mult, np.int64)
-    cols = [bias - (128 + in_zp) * wsum, m & 0xFFFF, m >> 16, np.maximum(np.array(shift, np.int64), 0), right,
-            mask, mask >> 1, np.full(out_c, out_zp), np.full(out_c, lo), np.full(out_c, hi)]
+    folded = bias - (128 + in_zp) * wsum
+    cols = [folded, m & 0xFFFF, m >> 16, np.maximum(np.array(shift, np.int64), 0), right,
+            mask, low_threshold(folded, m, np.array(shift, np.int64), out_zp, lo), np.full(out_c, out_zp),
+            np.full(out_c, lo), np.full(out_c, hi)]
     table = np.zeros((-(-out_c // LANES) * LANES, len(cols)), np.int64)
     table[:out_c] = np.stack(cols, axis=1)
     return table
+
+
+def low_threshold(folded: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int, lo: int) -> np.ndarray:
+    """Per channel, the t for which a kernel sum a (before the folded bias)
+    below t requantises to exactly `lo`: the smallest acc whose output is
+    above lo, less the folded bias. The requantisation is monotone in acc, so
+    a binary search finds it. INT32_MIN (never below) where that does not
+    hold over every reachable sum: a left shift (it wraps), a folded bias so
+    large that a + folded could wrap, or no acc at all giving lo."""
+    def above(acc):
+        return multiply_by_quantized_multiplier(acc, mult, shift) + out_zp > lo
+
+    low = np.full(len(mult), INT32_MIN, np.int64)  # above(low) false, unless none is
+    high = np.full(len(mult), INT32_MAX, np.int64)  # above(high) assumed true
+    none = above(low)
+    for _ in range(32):
+        mid = (low + high) // 2
+        up = above(mid)
+        high = np.where(up, mid, high)
+        low = np.where(up, low, mid)
+    first = np.where(above(high), high, INT32_MAX + 1)  # the smallest acc above lo
+    t = np.clip(first - folded, INT32_MIN, INT32_MAX)
+    usable = ~none & (shift <= 0) & (np.abs(folded) < 1 << 29)
+    return np.where(usable, t, INT32_MIN)
 
 
 def conv_blob(weights: np.ndarray, bias: np.ndarray, in_zp: int, mult: list[int], shift: list[int],

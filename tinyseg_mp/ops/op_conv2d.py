@@ -274,7 +274,7 @@ def _conv_rows_viper(arena, src, blob, fill_run, sums, row_base: int, ring: int,
                     left = int(h[i + 6])
                     right = int(h[i + 8])
                     mask = int(h[i + 10]) | (int(h[i + 11]) << 16)
-                    half = int(h[i + 12]) | (int(h[i + 13]) << 16)
+                    half = mask >> 1
                     zp = (int(h[i + 14]) ^ 0x8000) - 0x8000
                     lo = (int(h[i + 16]) ^ 0x8000) - 0x8000
                     hi = (int(h[i + 18]) ^ 0x8000) - 0x8000

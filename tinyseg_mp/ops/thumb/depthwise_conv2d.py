@@ -236,9 +236,14 @@ def _dw_row(r0):
     ldr(r0, [r6, 44])
     mov(r10, r0)
     label(lane)
-    # a = (acc + folded bias) << left shift.
+    # Below the channel's threshold (word 6, host-computed) the output is
+    # act_min: most of a ReLU's outputs skip the multiply.
     ldr(r0, [r6, 64])
     add(r6, 4)
+    ldr(r1, [r7, 24])
+    cmp(r0, r1)
+    blt(low)
+    # a = (a' + folded bias) << left shift.
     ldr(r1, [r7, 0])
     add(r0, r0, r1)
     ldr(r1, [r7, 12])
@@ -269,8 +274,8 @@ def _dw_row(r0):
     add(r1, r1, r2)
     # Rounding right shift: (v >> e) + ((v & mask) > (mask >> 1) + (v < 0)).
     ldr(r2, [r7, 20])
+    lsr(r3, r2, 1)
     and_(r2, r1)
-    ldr(r3, [r7, 24])
     lsr(r4, r1, 31)
     add(r3, r3, r4)
     ldr(r4, [r7, 16])
@@ -289,6 +294,9 @@ def _dw_row(r0):
     data(2, 0x4549)  # cmp r1, r9
     ble(below_high)
     mov(r1, r9)
+    b(below_high)
+    label(low)
+    mov(r1, r8)
     label(below_high)
     strb(r1, [r5, 0])
     add(r5, 1)
