@@ -48,15 +48,36 @@ def bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint32) if a.dtype == np.float32 else a  # float outputs: compare bit patterns
 
 
+def with_weights_at_min(src: Path, out: Path) -> Path:
+    """A copy of src whose CONV_2D weights of output channel 1 are all -128,
+    with an input of -128 everywhere: every pair of products in the Thumb
+    kernel's paired lanes is then 2 * 16,384, one more than a signed 16-bit
+    lane holds (its _expand must see the -128 and run such groups on bytes)."""
+    raw = bytearray(src.read_bytes())
+    graph = tflite_import.load(src)
+    for op in graph.ops:
+        if op.kind == "CONV_2D":
+            w = graph.tensors[op.inputs[1]].data.astype(np.int8)
+            at = bytes(raw).index(w.tobytes())
+            w = w.copy()
+            w[min(1, len(w) - 1)] = -128
+            raw[at : at + w.nbytes] = w.tobytes()
+    out.write_bytes(bytes(raw))
+    x = random_input(out, 0)
+    np.save(out.with_suffix(".input.npy"), np.full_like(x, np.iinfo(x.dtype).min))
+    return out
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> list[dict]:
     """Every fixture the host compiles (bundles take one input; an op the
     host does not lower is rejected at compile time, tested elsewhere),
-    plus a spilling and a streamed plan."""
+    plus a spilling and a streamed plan, and ops_zoo_a with -128 weights."""
     out = tmp_path_factory.mktemp("pico_bundles")
     found = []
     models = [(p, None) for p in sorted(OPS_DIR.glob("*.tflite"))] + [(FIXTURES / "ops_zoo_b.tflite", None)]
     models += [(OPS_DIR / "mini_unet_skip.tflite", 12_000), (FIXTURES / "ops_zoo_b.tflite", 988)]
+    models += [(with_weights_at_min(FIXTURES / "ops_zoo_a.tflite", out / "zoo_a_min_weights.tflite"), None)]
     for i, (model, budget) in enumerate(models):
         bundle = out / f"{model.stem}_{budget}.tsb"
         try:

@@ -210,10 +210,13 @@ class Model:
         pos, left = self.step_span
         blobs = self._blob_file
         loaded = -1  # blob offset now in wbuf: consecutive steps often share one
+        blob = empty = wbuf[:0]  # the loaded blob's bytes, none
+        need = 4 + bundle.MAX_PARAMS  # words of the longest record
+        read = 0  # blob bytes read from flash
         f.seek(pos)
         at = got = 0  # the next record's word in recs; words read into it
         while at < got or left:
-            if got - at < 4 + bundle.MAX_PARAMS and left:
+            if got - at < need and left:
                 # Records are read a buffer at a time: a littlefs read costs the
                 # RP2040 about 33 us however small, two per step read singly.
                 rest = got - at
@@ -234,17 +237,19 @@ class Model:
             if raw and off != loaded:
                 blobs.seek(base + off)
                 loaded = -1
+                blob = wbuf[:raw]
                 if stored == raw:
-                    blobs.readinto(wbuf[:raw])
+                    blobs.readinto(blob)
                 else:
                     try:
-                        _inflate(blobs, stored, wbuf[:raw])
+                        _inflate(blobs, stored, blob)
                     except bundle.BundleError as exc:
                         rec = pos + self.step_span[1] - left - 4 * (got - at + 4 + count)
                         bundle._fail(self.path, rec, "the blob of the step here (%s): %s" % (ops.NAMES[opcode], exc))
-                self.flash_read_bytes += stored
+                read += stored
                 loaded = off
-            runs[opcode](self, p, wbuf[:raw])
+            runs[opcode](self, p, blob if raw else empty)
+        self.flash_read_bytes += read
         if self.output is not None:
             return memoryview(self.output)
         return memoryview(self.arena)[m["out_off"] : m["out_off"] + m["out_bytes"]]

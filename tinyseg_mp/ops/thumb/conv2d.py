@@ -7,7 +7,7 @@
 # pixel, S = sum x'; then
 #   sum (x - in_zp) * w = sum x'w' - 128 S - (128 + in_zp) sum w
 # and the last term is folded into the bias on the host. Where there is room
-# (_PAIR_MAX_K), a group's weights are first expanded into paired lanes of
+# (_rows), a group's weights are first expanded into paired lanes of
 # signed weights, so that one word load and one multiply give two products,
 # and the products of two inputs x = x' - 128 are split into their lanes at
 # once (the lanes start from 128 sum w, so they end as sum x'w' - 128 S and
@@ -40,11 +40,10 @@ _SEG_CAP = const(29)  # entries _segs holds (Python and _rows only)
 _PAIRED = const(30)  # 1: the weights are in paired lanes (_expand), 0: bytes
 _WORDS = const(31)
 # Paired lanes cost 4 weight bytes an input and lane pair instead of 2: for
-# a group whose window has at most _PAIR_MAX_K inputs, in rows of at least
-# _PAIR_MIN_W pixels (fewer would not pay for _expand), _rows expands the
-# group's weights into the weight buffer past the step's blob, where it has
-# the room (no RAM of its own: the board demo's heap had none to spare).
-_PAIR_MAX_K = const(288)
+# a group in rows of at least _PAIR_MIN_W pixels (fewer would not pay for
+# _expand), _rows expands the group's weights into the weight buffer past
+# the step's blob, where it has the room (no RAM of its own: the board
+# demo's heap had none to spare).
 _PAIR_MIN_W = const(12)
 
 _p = array("i", bytes(4 * _WORDS))
@@ -869,7 +868,7 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     p[_SEG_END] = int(segs) + 4 * nseg
     scratch = (int(wb) + used + 3) & (0 - 4)  # past the blob
     paired = 0
-    if k <= _PAIR_MAX_K and out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
+    if out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
         paired = 1
     main = run - (run & 3)
     tail = run & 3
