@@ -27,8 +27,8 @@ _NPIX = const(2)  # pixels left in the row
 _SEG0 = const(3)  # address of the segment table (offsets from _PIX)
 _SEGP = const(4)  # current segment entry
 _SEG_END = const(5)  # address past the last entry
-_MAIN8 = const(6)  # weight bytes of a segment's 4-input chunks: 8 * (L & ~3) (16 * when paired)
-_TAIL8 = const(7)  # weight bytes of its remaining inputs: 8 * (L & 3) (16 * when paired)
+_MAIN8 = const(6)  # weight bytes of a segment's whole chunks: 8 * (L & ~3), paired 16 * (L & ~7)
+_TAIL8 = const(7)  # weight bytes of its remaining inputs: 8 * (L & 3), paired 16 * (L & 7)
 _WBASE = const(8)  # this group's packed weights
 _TBASE = const(9)  # this group's requantisation table (10 words a channel)
 _OUTP = const(10)  # output address of the current pixel's first channel
@@ -596,11 +596,12 @@ def _conv_row(r0):
     data(2, 0x9800)  # ldr r0, [sp, 0]
     ldr(r2, [r0, 24])
     add(r2, r2, r4)
-    data(2, 0x9201)  # str r2, [sp, 4]: the end of the 4-input chunks
+    data(2, 0x9201)  # str r2, [sp, 4]: the end of the 8-input chunks
     cmp(r4, r2)
-    beq(tail2_start)
+    bne(chunk2)
+    b(tail2_start)
     label(chunk2)
-    # Inputs r5[0..3] in two pairs, each times its 4 words at r4[16i..16i+15].
+    # Inputs r5[0..7] in four pairs, each times its 4 words at r4[16i..16i+15].
     ldrb(r0, [r5, 0])
     sub(r0, 128)
     ldrb(r1, [r5, 1])
@@ -689,13 +690,102 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4496)  # add lr, r2
-    add(r5, 4)
-    add(r4, 64)
+    ldrb(r0, [r5, 4])
+    sub(r0, 128)
+    ldrb(r1, [r5, 5])
+    sub(r1, 128)
+    ldr(r2, [r4, 64])
+    mul(r2, r0)
+    ldr(r3, [r4, 80])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r6, r6, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4492)  # add r10, r2
+    ldr(r2, [r4, 68])
+    mul(r2, r0)
+    ldr(r3, [r4, 84])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r7, r7, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4493)  # add r11, r2
+    ldr(r2, [r4, 72])
+    mul(r2, r0)
+    ldr(r3, [r4, 88])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4498)  # add r8, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4494)  # add r12, r2
+    ldr(r2, [r4, 76])
+    mul(r2, r0)
+    ldr(r3, [r4, 92])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4499)  # add r9, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4496)  # add lr, r2
+    ldrb(r0, [r5, 6])
+    sub(r0, 128)
+    ldrb(r1, [r5, 7])
+    sub(r1, 128)
+    ldr(r2, [r4, 96])
+    mul(r2, r0)
+    ldr(r3, [r4, 112])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r6, r6, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4492)  # add r10, r2
+    ldr(r2, [r4, 100])
+    mul(r2, r0)
+    ldr(r3, [r4, 116])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    add(r7, r7, r3)
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4493)  # add r11, r2
+    ldr(r2, [r4, 104])
+    mul(r2, r0)
+    ldr(r3, [r4, 120])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4498)  # add r8, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4494)  # add r12, r2
+    ldr(r2, [r4, 108])
+    mul(r2, r0)
+    ldr(r3, [r4, 124])
+    mul(r3, r1)
+    add(r2, r2, r3)
+    data(2, 0xB213)  # sxth r3, r2
+    data(2, 0x4499)  # add r9, r3
+    sub(r2, r2, r3)
+    asr(r2, r2, 16)
+    data(2, 0x4496)  # add lr, r2
+    add(r5, 8)
+    add(r4, 128)
     data(2, 0x9A01)  # ldr r2, [sp, 4]
     cmp(r4, r2)
-    bne(chunk2)
+    beq(tail2_start)
+    b(chunk2)  # out of a conditional branch's reach
     label(tail2_start)
-    # The segment's last L % 4 inputs, one at a time.
+    # The segment's last L % 8 inputs, one at a time.
     data(2, 0x9800)  # ldr r0, [sp, 0]
     ldr(r2, [r0, 28])
     add(r2, r2, r4)
@@ -870,8 +960,10 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     paired = 0
     if out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
         paired = 1
-    main = run - (run & 3)
+    main = run - (run & 3)  # inputs of a segment in whole chunks (4 on bytes, 8 paired)
     tail = run & 3
+    main2 = run - (run & 7)
+    tail2 = run & 7
     folded = ptr32(blob_at + q[20])  # bias - in_zp * sum w, a word a channel
     table = ptr32(tables)  # word 0 of a channel's 10: bias - (128 + in_zp) * sum w
     p[_OUT_STEP] = out_stride
@@ -882,8 +974,8 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     p[_MAIN8] = 8 * main
     p[_TAIL8] = 8 * tail
     if paired:
-        p[_MAIN8] = 16 * main
-        p[_TAIL8] = 16 * tail
+        p[_MAIN8] = 16 * main2
+        p[_TAIL8] = 16 * tail2
         _sums(p, folded, table, 0, out_c)
     while oy < oy1:
         ky = 0
@@ -927,8 +1019,8 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
                     p[_TAIL8] = 8 * tail
                 else:
                     p[_PAIRED] = 1
-                    p[_MAIN8] = 16 * main
-                    p[_TAIL8] = 16 * tail
+                    p[_MAIN8] = 16 * main2
+                    p[_TAIL8] = 16 * tail2
                     _sums(p, folded, table, g, out_c)
             if p[_PAIRED]:
                 p[_WBASE] = scratch
