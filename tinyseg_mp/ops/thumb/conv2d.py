@@ -34,7 +34,7 @@ _TBASE = const(9)  # this group's requantisation table (10 words a channel)
 _OUTP = const(10)  # output address of the current pixel's first channel
 _OUT_STEP = const(11)  # bytes between output pixels
 _NLANES = const(12)  # channels of the group that exist (1..8)
-_SUMS = const(13)  # paired lanes: the 8 accumulators' start, 128 * sum w_j (_rows)
+_SUMS = const(13)  # paired lanes: the 8 accumulators' start, 128 * sum w_j (_mode)
 _ACC = const(21)  # the 8 accumulators, handed to the requantisation loop
 _SEG_CAP = const(29)  # entries _segs holds (Python and _rows only)
 _PAIRED = const(30)  # 1: the weights are in paired lanes (_expand), 0: bytes
@@ -887,10 +887,19 @@ def _grow(nseg):
 
 
 @micropython.viper
-def _sums(p: ptr32, folded: ptr32, table: ptr32, g: int, out_c: int):
-    # The paired lanes' start values for group g: 128 * sum w_j, the
-    # difference of the two folded biases (sum x w, against the byte loop's
-    # sum x'w' - 128 S = sum x w + 128 sum w).
+def _mode(p: ptr32, paired: int, run: int, folded: ptr32, table: ptr32, g: int, out_c: int):
+    # _conv_row's loop for group g, with segments of `run` inputs: bytes (4
+    # inputs a chunk, 8 weight bytes an input) or paired lanes (8 a chunk, 16
+    # bytes an input, the lanes starting from 128 * sum w_j: the difference
+    # of the two folded biases, as the paired loop sums x w where the byte
+    # loop sums x'w' - 128 S = x w + 128 w).
+    p[_PAIRED] = paired
+    if not paired:
+        p[_MAIN8] = 8 * (run - (run & 3))
+        p[_TAIL8] = 8 * (run & 3)
+        return
+    p[_MAIN8] = 16 * (run - (run & 7))
+    p[_TAIL8] = 16 * (run & 7)
     j = 0
     while j < 8:
         c = g + j
@@ -960,23 +969,12 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     paired = 0
     if out_w >= _PAIR_MIN_W and scratch + 16 * k <= int(wb) + wb_len:
         paired = 1
-    main = run - (run & 3)  # inputs of a segment in whole chunks (4 on bytes, 8 paired)
-    tail = run & 3
-    main2 = run - (run & 7)
-    tail2 = run & 7
     folded = ptr32(blob_at + q[20])  # bias - in_zp * sum w, a word a channel
     table = ptr32(tables)  # word 0 of a channel's 10: bias - (128 + in_zp) * sum w
     p[_OUT_STEP] = out_stride
-    if paired and out_c <= 8:  # one group: expanded once for every row
-        if _expand(scratch, blob_at, k):
-            paired = 0
-    p[_PAIRED] = paired
-    p[_MAIN8] = 8 * main
-    p[_TAIL8] = 8 * tail
-    if paired:
-        p[_MAIN8] = 16 * main2
-        p[_TAIL8] = 16 * tail2
-        _sums(p, folded, table, 0, out_c)
+    if paired and out_c <= 8 and _expand(scratch, blob_at, k):  # one group: expanded once for every row
+        paired = 0  # a -128 weight: on bytes
+    _mode(p, paired, run, folded, table, 0, out_c)
     while oy < oy1:
         ky = 0
         while ky < k_h:
@@ -1012,16 +1010,8 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
             p[_PIX] = win
             p[_NPIX] = out_w
             p[_WBASE] = blob_at + g * k
-            if paired and out_c > 8:
-                if _expand(scratch, blob_at + g * k, k):  # a -128 weight: this group on bytes
-                    p[_PAIRED] = 0
-                    p[_MAIN8] = 8 * main
-                    p[_TAIL8] = 8 * tail
-                else:
-                    p[_PAIRED] = 1
-                    p[_MAIN8] = 16 * main2
-                    p[_TAIL8] = 16 * tail2
-                    _sums(p, folded, table, g, out_c)
+            if paired and out_c > 8:  # a -128 weight: this group on bytes
+                _mode(p, 0 if _expand(scratch, blob_at + g * k, k) else 1, run, folded, table, g, out_c)
             if p[_PAIRED]:
                 p[_WBASE] = scratch
             p[_TBASE] = tables + g * 40
