@@ -161,7 +161,7 @@ def _dot8(x: int, w: ptr8, s: ptr8):
         while seg < last:
             s = ptr8(base + a[seg])
             end = int(s) + n
-            while int(s) < end:
+            while int(s) < end - 1:  # two inputs a pass
                 x = int(s[0]) ^ 0x80
                 sx += x
                 a0 = int(w[0]) * x + a0
@@ -172,7 +172,29 @@ def _dot8(x: int, w: ptr8, s: ptr8):
                 a5 = int(w[5]) * x + a5
                 a6 = int(w[6]) * x + a6
                 a7 = int(w[7]) * x + a7
-                s = ptr8(int(s) + 1)
+                x = int(s[1]) ^ 0x80
+                sx += x
+                a0 = int(w[8]) * x + a0
+                a1 = int(w[9]) * x + a1
+                a2 = int(w[10]) * x + a2
+                a3 = int(w[11]) * x + a3
+                a4 = int(w[12]) * x + a4
+                a5 = int(w[13]) * x + a5
+                a6 = int(w[14]) * x + a6
+                a7 = int(w[15]) * x + a7
+                s = ptr8(int(s) + 2)
+                w = ptr8(int(w) + 16)
+            if int(s) < end:  # the last input of an odd run
+                x = int(s[0]) ^ 0x80
+                sx += x
+                a0 = int(w[0]) * x + a0
+                a1 = int(w[1]) * x + a1
+                a2 = int(w[2]) * x + a2
+                a3 = int(w[3]) * x + a3
+                a4 = int(w[4]) * x + a4
+                a5 = int(w[5]) * x + a5
+                a6 = int(w[6]) * x + a6
+                a7 = int(w[7]) * x + a7
                 w = ptr8(int(w) + 8)
             seg += 1
         dst[at] = a0
@@ -331,6 +353,7 @@ def requant_viper(arena, sums, blob, n: int, lanes: int, tq: int, o: int, out_st
         right = int(h[i + 8])
         mask = int(h[i + 10]) | (int(h[i + 11]) << 16)
         half = mask >> 1
+        at_lo = int(h[i + 12]) | (((int(h[i + 13]) ^ 0x8000) - 0x8000) << 16)  # sums below it give lo
         zp = (int(h[i + 14]) ^ 0x8000) - 0x8000
         lo = (int(h[i + 16]) ^ 0x8000) - 0x8000
         hi = (int(h[i + 18]) ^ 0x8000) - 0x8000
@@ -338,7 +361,12 @@ def requant_viper(arena, sums, blob, n: int, lanes: int, tq: int, o: int, out_st
         m_lo = mult & 0x7FFF
         out = o + lane
         for j in range(n):
-            v = (c[9 * j + lane] - (c[9 * j + 8] << 7) + bias) << left
+            v = c[9 * j + lane] - (c[9 * j + 8] << 7)
+            if v < at_lo:  # most of a ReLU's outputs: no multiply
+                a[out] = lo & 0xFF
+                out += out_stride
+                continue
+            v = (v + bias) << left
             # MultiplyByQuantizedMultiplier inside signed 32 bits (|v| < 2^30):
             # SaturatingRoundingDoublingHighMul = floor((x*M + 2^30) / 2^31) on
             # 15-bit limbs with carries, then a rounding (half away from zero)
