@@ -109,80 +109,124 @@ def _xor_copy(r0, r1, r2):
 
 
 @micropython.asm_thumb
-def _expand(r0, r1, r2):
+def _expand(r0, r1, r2, r3):
     # r0: destination (4-aligned), r1: a group's byte weights w' = w + 128
-    # (8 an input, 4-aligned), r2: inputs. Writes 4 words an input, word j =
-    # w_j + w_(j+4) * 65536 (the paired-lane layout of _conv_row). Returns 1
-    # if a weight is -128 (w' = 0: two of its products could overflow a lane;
-    # the group then runs on bytes), else 0. r3: w'_0..3, r4: w'_4..7, r5 the
-    # pair u = w'_j | w'_(j+4) << 16, then u - 0x10001 (a lane of it is
-    # negative iff one of w' is 0: OR-ed into r7), then the word; r6 scratch;
-    # lr -0x10001, r12 -0x7F007F (u - 0x10001 - 0x7F007F = the word).
-    mov(r3, r12)
-    push({r3})
+    # (8 an input, 4-aligned), r2: segments, r3: inputs a segment (run).
+    # Writes 4 words an input, word j = w_j + w_(j+4) * 65536 (the paired
+    # lanes of _conv_row): of each segment's first run & ~7 inputs, two at a
+    # time in the order its ldm reads (a's word 0, b's word 0, a's word 1,
+    # ...), then the other run & 7 one by one (words 0-3). Returns 1 if a
+    # weight is -128 (w' = 0: two of its products could overflow a lane; the
+    # group then runs on bytes), else 0. [sp]: segments left, [sp, 4]: run;
+    # r2 inputs left in this part; r7 the OR of every u - 0x10001 (a lane of
+    # it is negative iff one of w' was 0); r8 -0x10001, r9 -0x7F007F
+    # (u - 0x10001 - 0x7F007F = the word), r10 the bytes between an input's
+    # words. one: r3, r4 an input's w'_0..3 and w'_4..7, r5 the pair
+    # u = w'_j | w'_(j+4) << 16, then the word, r6 scratch.
+    mov(r4, r8)
+    mov(r5, r9)
+    mov(r6, r10)
+    push({r4, r5, r6})
+    push({r2, r3})
     mov(r3, 1)
     lsl(r4, r3, 16)
     orr(r3, r4)
     data(2, 0x425B)  # neg r3, r3
-    mov(lr, r3)
+    mov(r8, r3)
     mov(r3, 0x7F)
     lsl(r4, r3, 16)
     orr(r3, r4)
     data(2, 0x425B)  # neg r3, r3
-    mov(r12, r3)
+    mov(r9, r3)
     mov(r7, 0)
-    label(loop)
+    label(segment)
+    data(2, 0x9A00)  # ldr r2, [sp, 0]
     cmp(r2, 0)
     beq(done)
+    sub(r2, 1)
+    data(2, 0x9200)  # str r2, [sp, 0]
+    data(2, 0x9A01)  # ldr r2, [sp, 4]
+    lsr(r2, r2, 3)
+    lsl(r2, r2, 2)  # pairs: 4 per chunk of 8
+    mov(r3, 8)
+    mov(r10, r3)
+    label(pair)
+    cmp(r2, 0)
+    beq(singles)
+    bl(one)  # input a: words at r0, r0 + 8, ...
+    sub(r0, 28)
+    bl(one)  # input b: at r0 + 4, r0 + 12, ...
+    sub(r0, 4)
+    sub(r2, 1)
+    b(pair)
+    label(singles)
+    data(2, 0x9A01)  # ldr r2, [sp, 4]
+    mov(r3, 7)
+    and_(r2, r3)
+    mov(r3, 4)
+    mov(r10, r3)
+    label(single)
+    cmp(r2, 0)
+    beq(segment)
+    bl(one)
+    sub(r2, 1)
+    b(single)
+    label(one)
+    # The input at r1 to 4 words r10 bytes apart from r0; r0 and r1 move past them.
     ldr(r3, [r1, 0])
     ldr(r4, [r1, 4])
+    add(r1, 8)
     data(2, 0xB2DD)  # uxtb r5, r3
     data(2, 0xB2E6)  # uxtb r6, r4
     lsl(r6, r6, 16)
     orr(r5, r6)
-    data(2, 0x4475)  # add r5, lr
+    data(2, 0x4445)  # add r5, r8
     orr(r7, r5)
-    data(2, 0x4465)  # add r5, r12
+    data(2, 0x444D)  # add r5, r9
     str(r5, [r0, 0])
+    data(2, 0x4450)  # add r0, r10
     lsr(r5, r3, 8)
     data(2, 0xB2ED)  # uxtb r5, r5
     lsr(r6, r4, 8)
     data(2, 0xB2F6)  # uxtb r6, r6
     lsl(r6, r6, 16)
     orr(r5, r6)
-    data(2, 0x4475)  # add r5, lr
+    data(2, 0x4445)  # add r5, r8
     orr(r7, r5)
-    data(2, 0x4465)  # add r5, r12
-    str(r5, [r0, 4])
+    data(2, 0x444D)  # add r5, r9
+    str(r5, [r0, 0])
+    data(2, 0x4450)  # add r0, r10
     lsr(r5, r3, 16)
     data(2, 0xB2ED)  # uxtb r5, r5
     lsr(r6, r4, 16)
     data(2, 0xB2F6)  # uxtb r6, r6
     lsl(r6, r6, 16)
     orr(r5, r6)
-    data(2, 0x4475)  # add r5, lr
+    data(2, 0x4445)  # add r5, r8
     orr(r7, r5)
-    data(2, 0x4465)  # add r5, r12
-    str(r5, [r0, 8])
+    data(2, 0x444D)  # add r5, r9
+    str(r5, [r0, 0])
+    data(2, 0x4450)  # add r0, r10
     lsr(r5, r3, 24)
     lsr(r6, r4, 24)
     lsl(r6, r6, 16)
     orr(r5, r6)
-    data(2, 0x4475)  # add r5, lr
+    data(2, 0x4445)  # add r5, r8
     orr(r7, r5)
-    data(2, 0x4465)  # add r5, r12
-    str(r5, [r0, 12])
-    add(r0, 16)
-    add(r1, 8)
-    sub(r2, 1)
-    b(loop)
+    data(2, 0x444D)  # add r5, r9
+    str(r5, [r0, 0])
+    data(2, 0x4450)  # add r0, r10
+    bx(lr)
     label(done)
     # Bit 15 or 31 of r7: some w' was 0.
+    pop({r2, r3})
     lsl(r0, r7, 16)
     orr(r0, r7)
     lsr(r0, r0, 31)
-    pop({r3})
-    mov(r12, r3)
+    pop({r4, r5, r6})
+    mov(r8, r4)
+    mov(r9, r5)
+    mov(r10, r6)
 
 
 @micropython.asm_thumb
@@ -564,7 +608,8 @@ def _conv_row(r0):
     b(exit)
     label(pixel2)
     # Paired lanes (_PAIRED 1): per input 4 weight words, word j = w_j +
-    # w_(j+4) * 65536 (signed w, _expand), times x = x' - 128: the products of
+    # w_(j+4) * 65536 (signed w, _expand; two inputs' words interleaved in a
+    # chunk, for ldm), times x = x' - 128: the products of
     # two inputs, each at most 16,256 in size (no weight is -128), sum to a
     # signed 16-bit low half, split once per two inputs with sxth. Registers:
     # r0 and r1 the two inputs' x, r2 the sum of products, r3 its low half,
@@ -601,14 +646,14 @@ def _conv_row(r0):
     bne(chunk2)
     b(tail2_start)
     label(chunk2)
-    # Inputs r5[0..7] in four pairs, each times its 4 words at r4[16i..16i+15].
+    # Inputs r5[0..7] in four pairs; each pair's 8 words in ldm order (a's
+    # word j, b's word j), r4 moving past them.
     ldrb(r0, [r5, 0])
     sub(r0, 128)
     ldrb(r1, [r5, 1])
     sub(r1, 128)
-    ldr(r2, [r4, 0])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 16])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -616,9 +661,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4492)  # add r10, r2
-    ldr(r2, [r4, 4])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 20])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -626,9 +670,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4493)  # add r11, r2
-    ldr(r2, [r4, 8])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 24])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -636,9 +679,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4494)  # add r12, r2
-    ldr(r2, [r4, 12])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 28])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -650,9 +692,8 @@ def _conv_row(r0):
     sub(r0, 128)
     ldrb(r1, [r5, 3])
     sub(r1, 128)
-    ldr(r2, [r4, 32])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 48])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -660,9 +701,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4492)  # add r10, r2
-    ldr(r2, [r4, 36])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 52])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -670,9 +710,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4493)  # add r11, r2
-    ldr(r2, [r4, 40])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 56])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -680,9 +719,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4494)  # add r12, r2
-    ldr(r2, [r4, 44])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 60])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -694,9 +732,8 @@ def _conv_row(r0):
     sub(r0, 128)
     ldrb(r1, [r5, 5])
     sub(r1, 128)
-    ldr(r2, [r4, 64])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 80])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -704,9 +741,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4492)  # add r10, r2
-    ldr(r2, [r4, 68])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 84])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -714,9 +750,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4493)  # add r11, r2
-    ldr(r2, [r4, 72])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 88])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -724,9 +759,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4494)  # add r12, r2
-    ldr(r2, [r4, 76])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 92])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -738,9 +772,8 @@ def _conv_row(r0):
     sub(r0, 128)
     ldrb(r1, [r5, 7])
     sub(r1, 128)
-    ldr(r2, [r4, 96])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 112])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -748,9 +781,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4492)  # add r10, r2
-    ldr(r2, [r4, 100])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 116])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -758,9 +790,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4493)  # add r11, r2
-    ldr(r2, [r4, 104])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 120])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -768,9 +799,8 @@ def _conv_row(r0):
     sub(r2, r2, r3)
     asr(r2, r2, 16)
     data(2, 0x4494)  # add r12, r2
-    ldr(r2, [r4, 108])
+    data(2, 0xCC0C)  # ldmia r4!, {r2, r3}
     mul(r2, r0)
-    ldr(r3, [r4, 124])
     mul(r3, r1)
     add(r2, r2, r3)
     data(2, 0xB213)  # sxth r3, r2
@@ -779,7 +809,6 @@ def _conv_row(r0):
     asr(r2, r2, 16)
     data(2, 0x4496)  # add lr, r2
     add(r5, 8)
-    add(r4, 128)
     data(2, 0x9A01)  # ldr r2, [sp, 4]
     cmp(r4, r2)
     beq(tail2_start)
@@ -972,7 +1001,7 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     folded = ptr32(blob_at + q[20])  # bias - in_zp * sum w, a word a channel
     table = ptr32(tables)  # word 0 of a channel's 10: bias - (128 + in_zp) * sum w
     p[_OUT_STEP] = out_stride
-    if paired and out_c <= 8 and _expand(scratch, blob_at, k):  # one group: expanded once for every row
+    if paired and out_c <= 8 and _expand(scratch, blob_at, nseg, run):  # one group: expanded once for every row
         paired = 0  # a -128 weight: on bytes
     _mode(p, paired, run, folded, table, 0, out_c)
     while oy < oy1:
@@ -1011,7 +1040,7 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
             p[_NPIX] = out_w
             p[_WBASE] = blob_at + g * k
             if paired and out_c > 8:  # a -128 weight: this group on bytes
-                _mode(p, 0 if _expand(scratch, blob_at + g * k, k) else 1, run, folded, table, g, out_c)
+                _mode(p, 0 if _expand(scratch, blob_at + g * k, nseg, run) else 1, run, folded, table, g, out_c)
             if p[_PAIRED]:
                 p[_WBASE] = scratch
             p[_TBASE] = tables + g * 40
