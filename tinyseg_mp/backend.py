@@ -4,6 +4,8 @@
 #   viper: scalar @micropython.viper kernels (stock firmware, no ulab)
 #   thumb: the viper kernels, with Thumb assembly ones (ops/thumb/) for the
 #          ops that hold the multiply-accumulates; ARM firmware only
+# Where a family has kernels of its own for an op (ops/thumb/, ops/viper/),
+# thumb() and viper() import that module on first use, and only there.
 # Array kernels use `backend.np`; it is None on the viper and thumb backends.
 import sys
 
@@ -11,7 +13,7 @@ NAMES = ("numpy", "ulab", "viper", "thumb")
 np = None
 name = None
 FLOAT = None  # the float dtype of the array module
-_thumb = {}  # op name -> its module of ops/thumb/, once imported
+_kernels = {}  # "thumb.conv2d", "viper.conv2d", ... -> that module of ops/, once imported
 
 
 def _has_thumb():
@@ -71,9 +73,17 @@ def thumb(op):
     imported on first use: an import statement on every step cost the chip
     a lookup of each name in the dotted path (0.28 s of a 6.2 s inference
     of a 2,110-step plan)."""
-    mod = _thumb.get(op)
-    if mod is None:
-        path = "tinyseg_mp.ops.thumb." + op
-        __import__(path)
-        mod = _thumb[op] = sys.modules[path]
+    return _kernels.get("thumb." + op) or _load("thumb." + op)
+
+
+def viper(op):
+    """The viper kernels of `op` (tinyseg_mp/ops/viper/<op>.py), as thumb();
+    plain Python on firmware without the viper emitter."""
+    return _kernels.get("viper." + op) or _load("viper." + op)
+
+
+def _load(key):
+    from tinyseg_mp._compat import import_module
+
+    mod = _kernels[key] = import_module("tinyseg_mp.ops." + key)
     return mod
