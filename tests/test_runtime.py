@@ -183,3 +183,42 @@ def test_firmware_without_viper_falls_back_to_plain_python(tmp_path, model, budg
         assert compiled.optimized.spills and "tinyseg_mp.compress" in plain
     ours = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=ref.dtype).reshape(ref.shape)
     assert_matches(ours, ref)
+
+
+def test_lfs_block_offset_follows_the_ctz_layout():
+    """Block i > 0 of a littlefs file starts with 4 * (ctz(i) + 1) bytes of
+    pointers (littlefs DESIGN.md); lfs_block_offset must agree with that
+    layout, laid out block by block here, for every byte of 100 blocks."""
+    from host_tools.bundle_writer import LFS_BLOCK, lfs_block_offset
+
+    pos = 0
+    for i in range(100):
+        pointers = 0 if i == 0 else 4 * (((i & -i).bit_length() - 1) + 1)
+        for off in range(pointers, LFS_BLOCK):
+            assert lfs_block_offset(pos) == (i, off), pos
+            pos += 1
+
+
+def test_blobs_are_placed_for_littlefs_reads(bundles):
+    """Every stored blob starts at a multiple of 32 in its littlefs block and
+    one that a block can hold ends in it (bundle_writer.lfs_aligned)."""
+    import struct
+
+    from host_tools.bundle_writer import LFS_BLOCK, lfs_block_offset
+    from tinyseg_mp import bundle
+
+    for name, path in bundles.items():
+        with open(path, "rb") as f:
+            sections = bundle.read_sections(f, path)
+            f.seek(sections[b"STEP"][0])
+            records = f.read(sections[b"STEP"][1])
+        base, at, seen = sections[b"BLOB"][0], 0, 0
+        while at < len(records):
+            _, count, off, stored, _ = struct.unpack_from(bundle.STEP, records, at)
+            at += struct.calcsize(bundle.STEP) + 4 * count
+            if stored:
+                block, start = lfs_block_offset(base + off)
+                assert start % 32 == 0, (name, off)
+                assert stored > LFS_BLOCK - 64 or lfs_block_offset(base + off + stored - 1)[0] == block, (name, off)
+                seen += 1
+        assert seen, name
