@@ -95,16 +95,21 @@ def lower_graph(graph: Graph, plan: MemoryPlan) -> list[Step]:
 def for_kernels(steps: list[Step], thumb: bool) -> list[Step]:
     """The steps with the blobs the target's kernels read. Lowerings append
     to a DEPTHWISE_CONV_2D blob the Thumb kernel's int32 weights and
-    requantisation table (weights again, in its layout); a bundle for
-    firmware without asm_thumb (no ARM core) leaves them out, as they would
-    only take weight-buffer RAM. A TRANSPOSE_CONV blob keeps its phase
-    blocks everywhere: the Thumb and the viper kernels both run on them."""
+    requantisation table (weights again, in its layout), and to a
+    TRANSPOSE_CONV blob its phase blocks, which the Thumb and the viper
+    kernels run on. A bundle for firmware without asm_thumb (no ARM core)
+    leaves out the depthwise layout, and keeps a transpose's phase blocks
+    only where its blob stays within the largest other blob: the weight
+    buffer is as large as that, so they take no RAM there."""
     if thumb:
         return steps
-    out = []
-    for s in steps:
-        if s.op == "depthwise_conv2d":
-            s = Step(s.op, s.params, s.blob[: s.params["w_bytes"] + 12 * s.params["out_c"]], s.source)
-        out.append(s)
-    return out
+
+    def bare(s: Step) -> Step:
+        if s.op not in ("transpose_conv", "depthwise_conv2d"):
+            return s
+        return Step(s.op, s.params, s.blob[: s.params["w_bytes"] + 12 * s.params["out_c"]], s.source)
+
+    out = [bare(s) for s in steps]
+    room = max((len(s.blob) for s in out), default=0)
+    return [s if s.op == "transpose_conv" and len(s.blob) <= room else b for s, b in zip(steps, out)]
 

@@ -7,8 +7,9 @@
 # Kernels: here the array path; ops/thumb/ and ops/viper/ for those backends.
 # Blob: weights int8 as (k_h, in_c, k_w, out_c) (w_bytes, padded to 4), then
 # int32 x out_c each: bias, multiplier, shift; then, where no stride exceeds
-# the kernel, the phase blocks (ops/thumb/transpose_conv.py) that the Thumb
-# and viper kernels run on; the gather loop (_tconv_viper) serves the rest.
+# the kernel (and, off ARM, where they take no RAM: lower.for_kernels), the
+# phase blocks (ops/thumb/transpose_conv.py) that the Thumb and viper kernels
+# run on; viper's gather loop serves the rest.
 # A step computes output rows oy0..oy0+out_h-1 (row oy0 at out_off) from an
 # input held as a ring of in_ring rows (input row iy at
 # in_off + (iy % in_ring) * in_w * in_c), as op_conv2d; a whole tensor is

@@ -1,7 +1,9 @@
 # TRANSPOSE_CONV in viper (the viper backend): the phase blocks of the blob
 # (op_transpose_conv.py) on conv2d's MAC loop, as ops/thumb/transpose_conv.py
-# runs them; the gather loop where a stride exceeds the kernel (no phase
-# blocks) or a phase has more window rows than _dot8 takes.
+# runs them; the gather loop where the blob has none (a stride exceeds the
+# kernel, or the compiler left them out of a non-ARM bundle to save weight
+# buffer RAM: lower.for_kernels) or a phase has more window rows than _dot8
+# takes.
 import micropython
 from micropython import const
 
