@@ -13,7 +13,8 @@ NAMES = ("numpy", "ulab", "viper", "thumb")
 np = None
 name = None
 FLOAT = None  # the float dtype of the array module
-_kernels = {}  # "thumb.conv2d", "viper.conv2d", ... -> that module of ops/, once imported
+_thumb = {}  # op name -> its module of ops/thumb/, once imported
+_viper = {}  # and of ops/viper/
 
 
 def _has_thumb():
@@ -73,17 +74,17 @@ def thumb(op):
     imported on first use: an import statement on every step cost the chip
     a lookup of each name in the dotted path (0.28 s of a 6.2 s inference
     of a 2,110-step plan)."""
-    return _kernels.get("thumb." + op) or _load("thumb." + op)
+    return _thumb.get(op) or _load(_thumb, "thumb", op)
 
 
 def viper(op):
     """The viper kernels of `op` (tinyseg_mp/ops/viper/<op>.py), as thumb();
     plain Python on firmware without the viper emitter."""
-    return _kernels.get("viper." + op) or _load("viper." + op)
+    return _viper.get(op) or _load(_viper, "viper", op)
 
 
-def _load(key):
+def _load(loaded, family, op):
     from tinyseg_mp._compat import import_module
 
-    mod = _kernels[key] = import_module("tinyseg_mp.ops." + key)
+    mod = loaded[op] = import_module("tinyseg_mp.ops." + family + "." + op)
     return mod
