@@ -222,3 +222,25 @@ def test_blobs_are_placed_for_littlefs_reads(bundles):
                 assert stored > LFS_BLOCK - 64 or lfs_block_offset(base + off + stored - 1)[0] == block, (name, off)
                 seen += 1
         assert seen, name
+
+
+def test_thumb_weight_buffer_takes_the_boards_spare_room_for_paired_lanes(tmp_path):
+    """compile_model(thumb, room): the weight buffer grows to what every conv
+    step needs for paired lanes (compile.pairing_room) when the board's room
+    has it spare, and stays the largest blob when it does not."""
+    import tinyseg_mp
+    from host_tools.compile import load_buffers, pairing_room
+
+    model = model_path("tiny_unet")  # its 64 -> 8 channel 3x3 conv needs more than its largest blob
+    roomy = compile_model(model, tmp_path / "roomy.tsb", thumb=True, room=10**6)
+    largest = max(len(s.blob) for s in roomy.steps)
+    assert pairing_room(roomy.steps) > largest and roomy.weight_buffer == pairing_room(roomy.steps)
+    tight_room = load_buffers(roomy) - roomy.weight_buffer + largest  # the buffers with the largest blob only
+    tight = compile_model(model, tmp_path / "tight.tsb", thumb=True, room=tight_room)
+    assert tight.weight_buffer == 0
+    for path, want in ((tmp_path / "roomy.tsb", roomy.weight_buffer), (tmp_path / "tight.tsb", largest)):
+        m = tinyseg_mp.load(str(path), "numpy")
+        try:
+            assert m.meta["blob_bytes"] == want
+        finally:
+            m.close()

@@ -55,6 +55,16 @@ def leading_padding(op: Op, in_hw: tuple[int, int], k_hw: tuple[int, int], out_h
 # Output channels per group of the packed weight layout: the Thumb kernel
 # keeps one accumulator per channel of a group in registers.
 LANES = 8
+PAIR_MIN_W = 12  # tinyseg_mp/ops/thumb/conv2d.py's _PAIR_MIN_W: narrower rows run on bytes
+
+
+def paired_room(params: dict, blob_bytes: int) -> int:
+    """Weight-buffer bytes the Thumb conv kernel needs to run a step on paired
+    lanes: its blob (to a multiple of 4), then a group's weights expanded to
+    16 bytes an input (ops/thumb/conv2d.py, _rows); 0 where it runs on bytes anyway."""
+    if params["out_w"] < PAIR_MIN_W:
+        return 0
+    return (blob_bytes + 3) // 4 * 4 + 16 * params["k_h"] * params["k_w"] * params["in_c"]
 # The packed layout's accumulators sum up to K products of two bytes (< 2^16).
 MAX_K = (1 << 31) // (255 * 255)
 
