@@ -472,7 +472,7 @@ def _conv_row(r0):
     label(requant)
     # a' = acc - 128 S of each lane to the block (r1); then r6 walks the
     # a' words, r7 the table rows, r5 the outputs; r8 act_min, r9 act_max,
-    # r10 channels left.
+    # r10 the end of the pixel's outputs.
     mov(r0, r12)
     lsl(r0, r0, 7)
     sub(r4, r4, r0)
@@ -504,6 +504,7 @@ def _conv_row(r0):
     ldr(r0, [r7, 36])
     mov(r9, r0)
     ldr(r0, [r6, 48])
+    add(r0, r0, r5)
     mov(r10, r0)
     label(lane)
     # Below the channel's threshold (word 6, host-computed) the output is
@@ -571,9 +572,7 @@ def _conv_row(r0):
     strb(r1, [r5, 0])
     add(r5, 1)
     add(r7, 40)
-    mov(r0, r10)
-    sub(r0, 1)
-    mov(r10, r0)
+    data(2, 0x4555)  # cmp r5, r10
     bne(lane)
     # Next pixel.
     mov(r1, sp)
