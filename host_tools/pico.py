@@ -149,13 +149,16 @@ def run_jobs(jobs: list[Job], firmware: str = "stock", probe: int = 0, ballast: 
         files = Path(tmp) / "fs"
         shutil.copytree(tree, files)
         specs = []
+        placed: dict[Path, str] = {}  # a bundle two jobs run goes onto the board once
         for i, job in enumerate(jobs):
             job.name = job.name or f"j{i}"
             job.info = bundle_info(job.bundle)
-            shutil.copy(job.bundle, files / f"{job.name}.tsb")
+            key = Path(job.bundle).resolve()
+            if key not in placed:
+                placed[key] = f"/{job.name}.tsb"
+                shutil.copy(job.bundle, files / f"{job.name}.tsb")
             (files / f"{job.name}.in").write_bytes(_input_bytes(job.info, job.x))
-            specs.append((job.name, f"/{job.name}.tsb", f"/{job.name}.in", job.backend, op_codes(job.bundle),
-                          job.timed))
+            specs.append((job.name, placed[key], f"/{job.name}.in", job.backend, op_codes(job.bundle), job.timed))
         script = ("import gc\ngc.collect()\nF = gc.mem_free()\n"
                   + (f"B = bytearray({ballast})\n" if ballast else "")
                   + "print('TSBOOT {\"free_at_start\": %d}' % F)\n"
