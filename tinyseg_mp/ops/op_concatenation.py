@@ -16,10 +16,30 @@ PARAMS = ("out_off", "outer", "out_inner", "n_in", "rows", "row_off", "enc_off")
 _CHUNK = 512  # bytes per array block (ulab copies the right side of a slice assignment)
 
 
+def kernel():
+    """The Thumb module's run() on a Thumb board (ops.kernel), else run()."""
+    if backend.name == "thumb":
+        return backend.thumb("concatenation").run
+    return run
+
+
 def run(m, p, blob):
+    if backend.np is None:
+        if _inputs_viper(m.arena, blob, p):
+            spilled(m, p, blob)
+        return
+    a = memoryview(m.arena)
+    for k in range(p[3]):
+        off, src, inner, col = struct.unpack_from("<4i", blob, 16 * k)
+        if src != 2:
+            _copy_runs(m, blob if src else a, off, p[0], col, p[1], inner, p[2])
+    spilled(m, p, blob)
+
+
+def spilled(m, p, blob):
+    """The inputs of the step in spill slots, each fetched a row at a time
+    into the row_off scratch and copied to its columns."""
     out_off, outer, out_inner, n_in, rows, row_off, enc_off = p
-    if backend.np is None and not _inputs_viper(m.arena, blob, p):
-        return  # every input was in the arena or the blob: copied
     a = memoryview(m.arena)
     for k in range(n_in):
         off, src, inner, col = struct.unpack_from("<4i", blob, 16 * k)
@@ -32,15 +52,13 @@ def run(m, p, blob):
             for y in range(rows):
                 m.flash_read_bytes += spill.read_row(off, y, row_bytes, a[enc_off:], a[row_off : row_off + row_bytes])
                 _copy_runs(m, a, row_off, out_off + y * width * out_inner, col, width, inner, out_inner)
-        elif backend.np is not None:
-            _copy_runs(m, blob if src else a, off, out_off, col, outer, inner, out_inner)
 
 
 @micropython.viper
 def _inputs_viper(arena, blob, q: ptr32) -> int:
     # The inputs in the arena or the blob, read from the blob's int32 records
     # as native ints (struct.unpack and a call per input cost the RP2040 more
-    # than a channel concat's copy); returns how many are spilled (left to run()).
+    # than a channel concat's copy); returns how many are spilled (left to spilled()).
     b = ptr32(blob)
     spilled = 0
     k = 0
