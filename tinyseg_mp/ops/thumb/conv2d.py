@@ -46,8 +46,19 @@ _WORDS = const(31)
 # demo's heap had none to spare).
 _PAIR_MIN_W = const(12)
 
+# Block of _window: word index.
+_W_WIN = const(0)  # the window's first byte
+_W_WIDE = const(1)  # bytes a window row
+_W_LEFT = const(2)  # fill bytes before a row's input
+_W_ROW = const(3)  # input bytes a row
+_W_RIGHT = const(4)  # fill bytes after them
+_W_FILL = const(5)  # the fill byte, four times
+_W_ROWS = const(6)  # rows to write
+_W_SRC = const(7)  # each row's source address (0: fill only), _SEG_CAP of them
+
 _p = array("i", bytes(4 * _WORDS))
 _segs = array("i", bytes(4 * 16))
+_w = array("i", bytes(4 * (_W_SRC + 16)))
 _p[_SEG_CAP] = 16
 _win = bytearray(0)
 
@@ -56,56 +67,6 @@ _win = bytearray(0)
 def _addr(r0):
     # r0: a buffer; returns its address.
     pass
-
-
-@micropython.asm_thumb
-def _xor_copy(r0, r1, r2):
-    # r0: destination address, r1: source address, r2: byte count.
-    # Copies r2 bytes, each XOR 0x80 (int8 -> x + 128 as uint8): 16 bytes a
-    # step (ldm/stm of r4-r7) when both addresses and the count are multiples
-    # of 4, then words; else byte by byte. r3: the XOR mask.
-    mov(r3, 0x80)
-    mov(r4, r0)
-    orr(r4, r1)
-    orr(r4, r2)
-    lsl(r4, r4, 30)
-    bne(single)
-    lsl(r4, r3, 8)
-    orr(r3, r4)
-    lsl(r4, r3, 16)
-    orr(r3, r4)
-    label(block)
-    cmp(r2, 16)
-    blt(word)
-    data(2, 0xC9F0)  # ldmia r1!, {r4-r7}
-    eor(r4, r3)
-    eor(r5, r3)
-    eor(r6, r3)
-    eor(r7, r3)
-    data(2, 0xC0F0)  # stmia r0!, {r4-r7}
-    sub(r2, 16)
-    b(block)
-    label(word)
-    cmp(r2, 0)
-    beq(done)
-    ldr(r4, [r1, 0])
-    eor(r4, r3)
-    str(r4, [r0, 0])
-    add(r0, 4)
-    add(r1, 4)
-    sub(r2, 4)
-    b(word)
-    label(single)
-    cmp(r2, 0)
-    beq(done)
-    ldrb(r4, [r1, 0])
-    eor(r4, r3)
-    strb(r4, [r0, 0])
-    add(r0, 1)
-    add(r1, 1)
-    sub(r2, 1)
-    b(single)
-    label(done)
 
 
 @micropython.asm_thumb
@@ -230,30 +191,128 @@ def _expand(r0, r1, r2, r3):
 
 
 @micropython.asm_thumb
-def _fill(r0, r1, r2):
-    # r0: address, r1: byte count, r2: byte value. Words while the address
-    # is aligned and 4 or more bytes remain.
-    lsl(r3, r2, 8)
-    orr(r2, r3)
-    lsl(r3, r2, 16)
-    orr(r2, r3)
-    lsl(r3, r0, 30)
-    bne(single)
-    label(word)
-    cmp(r1, 4)
-    blt(single)
-    str(r2, [r0, 0])
-    add(r0, 4)
-    sub(r1, 4)
-    b(word)
-    label(single)
-    cmp(r1, 0)
+def _window(r0):
+    # r0: the block _w (_W_* words), at [sp, 4]; [sp] the row index i. Row
+    # i of the window (_W_WIDE bytes at _W_WIN + i * _W_WIDE) is all fill
+    # when its source (_W_SRC + i) is 0, else _W_LEFT bytes of fill, the
+    # source's _W_ROW bytes, each XOR 0x80 (int8 -> x + 128 as uint8), and
+    # _W_RIGHT bytes of fill. The subroutines take r0 the destination (moved
+    # past what they write), r1 fill: the count, r2 the fill word / copy:
+    # r1 the source, r2 the count.
+    push({r0})
+    mov(r1, 0)
+    push({r1})
+    label(row)
+    data(2, 0x9801)  # ldr r0, [sp, 4]
+    data(2, 0x9900)  # ldr r1, [sp, 0]
+    ldr(r2, [r0, 24])
+    cmp(r1, r2)
     beq(done)
+    lsl(r2, r1, 2)
+    add(r2, r2, r0)
+    ldr(r3, [r2, 28])  # the source
+    ldr(r2, [r0, 4])
+    mul(r2, r1)
+    ldr(r4, [r0, 0])
+    add(r2, r2, r4)  # the row's first byte
+    add(r1, 1)
+    data(2, 0x9100)  # str r1, [sp, 0]
+    ldr(r4, [r0, 20])
+    cmp(r3, 0)
+    bne(source)
+    ldr(r1, [r0, 4])
+    mov(r0, r2)
+    mov(r2, r4)
+    bl(fill)
+    b(row)
+    label(source)
+    ldr(r1, [r0, 8])
+    mov(r0, r2)
+    mov(r2, r4)
+    bl(fill)
+    mov(r1, r3)
+    data(2, 0x9D01)  # ldr r5, [sp, 4]
+    ldr(r2, [r5, 12])
+    bl(copy)
+    data(2, 0x9D01)  # ldr r5, [sp, 4]
+    ldr(r1, [r5, 16])
+    ldr(r2, [r5, 20])
+    bl(fill)
+    b(row)
+    label(fill)
+    # Bytes up to a word boundary, words, then the last bytes. r4 scratch.
+    cmp(r1, 0)
+    beq(filled)
+    lsl(r4, r0, 30)
+    beq(fill_words)
     strb(r2, [r0, 0])
     add(r0, 1)
     sub(r1, 1)
-    b(single)
+    b(fill)
+    label(fill_words)
+    cmp(r1, 4)
+    blt(fill_tail)
+    str(r2, [r0, 0])
+    add(r0, 4)
+    sub(r1, 4)
+    b(fill_words)
+    label(fill_tail)
+    cmp(r1, 0)
+    beq(filled)
+    strb(r2, [r0, 0])
+    add(r0, 1)
+    sub(r1, 1)
+    b(fill_tail)
+    label(filled)
+    bx(lr)
+    label(copy)
+    # 16 bytes a step (ldm/stm of r4-r7) when both addresses and the count
+    # are multiples of 4, then words; else byte by byte. r3 the XOR mask.
+    mov(r3, 0x80)
+    mov(r4, r0)
+    orr(r4, r1)
+    orr(r4, r2)
+    lsl(r4, r4, 30)
+    bne(copy_bytes)
+    lsl(r4, r3, 8)
+    orr(r3, r4)
+    lsl(r4, r3, 16)
+    orr(r3, r4)
+    label(copy_blocks)
+    cmp(r2, 16)
+    blt(copy_words)
+    data(2, 0xC9F0)  # ldmia r1!, {r4-r7}
+    eor(r4, r3)
+    eor(r5, r3)
+    eor(r6, r3)
+    eor(r7, r3)
+    data(2, 0xC0F0)  # stmia r0!, {r4-r7}
+    sub(r2, 16)
+    b(copy_blocks)
+    label(copy_words)
+    cmp(r2, 0)
+    beq(copied)
+    ldr(r4, [r1, 0])
+    eor(r4, r3)
+    str(r4, [r0, 0])
+    add(r0, 4)
+    add(r1, 4)
+    sub(r2, 4)
+    b(copy_words)
+    label(copy_bytes)
+    cmp(r2, 0)
+    beq(copied)
+    ldrb(r4, [r1, 0])
+    eor(r4, r3)
+    strb(r4, [r0, 0])
+    add(r0, 1)
+    add(r1, 1)
+    sub(r2, 1)
+    b(copy_bytes)
+    label(copied)
+    bx(lr)
     label(done)
+    pop({r0, r1})
 
 
 @micropython.asm_thumb
@@ -896,8 +955,24 @@ def window(rows, wide, fill):
         _win = None
         _win = bytearray(rows * wide)
     at = _addr(_win)
-    _fill(at, rows * wide, fill)
+    _span(at, rows * wide, 0, fill)
     return at
+
+
+@micropython.viper
+def _span(at: int, n: int, src: int, fill: int):
+    # n bytes at address `at`: from address src, each XOR 0x80 (int8 -> x +
+    # 128 as uint8), or (src 0) all `fill`.
+    w = ptr32(_w)
+    w[_W_WIN] = at
+    w[_W_WIDE] = n
+    w[_W_LEFT] = 0
+    w[_W_ROW] = n
+    w[_W_RIGHT] = 0
+    w[_W_FILL] = (fill & 0xFF) * 0x01010101
+    w[_W_ROWS] = 1
+    w[_W_SRC] = src
+    _window(_w)
 
 
 def release():
@@ -907,10 +982,11 @@ def release():
 
 
 def _grow(nseg):
-    # _segs holds at least nseg entries.
-    global _segs
+    # _segs and _w's sources hold at least nseg entries.
+    global _segs, _w
     if _p[_SEG_CAP] < nseg:
         _segs = array("i", bytes(4 * nseg))
+        _w = array("i", bytes(4 * (_W_SRC + nseg)))
         _p[_SEG_CAP] = nseg
 
 
@@ -1003,28 +1079,27 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
     if paired and out_c <= 8 and _expand(scratch, blob_at, nseg, run):  # one group: expanded once for every row
         paired = 0  # a -128 weight: on bytes
     _mode(p, paired, run, folded, table, 0, out_c)
+    w = ptr32(_w)
+    w[_W_WIN] = win
+    w[_W_WIDE] = wide
+    w[_W_LEFT] = left
+    w[_W_ROW] = row_bytes
+    w[_W_RIGHT] = wide - left - row_bytes
+    w[_W_FILL] = fill * 0x01010101
+    w[_W_ROWS] = k_h
     while oy < oy1:
         ky = 0
         while ky < k_h:
+            # The window's rows in one _window call: a call costs the chip about 500 cycles.
             iy = oy * s_h + ky * d_h - pad_t
             at = ky * wide
             if iy < 0 or iy >= in_h:
-                _fill(win + at, wide, fill)
+                w[_W_SRC + ky] = 0
             else:
-                # The pads byte by byte here: a call to _fill costs about 500 cycles.
-                w = ptr8(win + at)
                 r = iy
                 while r >= ring:
                     r -= ring
-                i = 0
-                while i < left:
-                    w[i] = fill
-                    i += 1
-                _xor_copy(win + at + left, data + r * row_bytes, row_bytes)
-                i = left + row_bytes
-                while i < wide:
-                    w[i] = fill
-                    i += 1
+                w[_W_SRC + ky] = data + r * row_bytes
             if d_w == 1:
                 segs[ky] = at
             else:
@@ -1033,6 +1108,7 @@ def _rows(q: ptr32, c: ptr32, src: ptr8, arena: ptr8, blob: ptr8, wb: ptr8, wb_l
                     segs[ky * k_w + kx] = at + kx * d_w * in_c
                     kx += 1
             ky += 1
+        _window(_w)
         g = 0
         while g < out_c:
             p[_PIX] = win

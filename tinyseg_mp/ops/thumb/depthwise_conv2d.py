@@ -404,7 +404,7 @@ def run(arena, blob, p):
                     q[_N] = in_w
                     _planar(q)
                 else:  # outside the input: the zero point, which adds nothing
-                    conv2d._fill(win + slot * row_win, row_win, fill)
+                    conv2d._span(win + slot * row_win, row_win, 0, fill)
             segs[ky] = slot * row_win
             iy += d_h
         b[_PIX0] = win

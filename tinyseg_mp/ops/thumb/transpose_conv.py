@@ -11,7 +11,7 @@
 import micropython
 
 from tinyseg_mp.ops.thumb import conv2d
-from tinyseg_mp.ops.thumb.conv2d import _conv_row, _p, _xor_copy
+from tinyseg_mp.ops.thumb.conv2d import _conv_row, _p, _span
 
 # Which input row each window row holds, over the output rows of one step.
 _held = bytearray(0)
@@ -54,7 +54,7 @@ def _rows(q: ptr32, arena: ptr8, blob: ptr8):
     wide = (left + in_w + right) * in_c
     row_bytes = in_w * in_c
     win = int(ptr8(conv2d._win))
-    conv2d._fill(win, rows * wide, fill)
+    _span(win, rows * wide, 0, fill)
     held = ptr32(_held)
     i = 0
     while i < rows:
@@ -86,9 +86,9 @@ def _rows(q: ptr32, arena: ptr8, blob: ptr8):
                 held[slot] = iy
                 dst = win + slot * wide + left * in_c
                 if iy < 0 or iy >= in_h:
-                    conv2d._fill(dst, row_bytes, fill)
+                    _span(dst, row_bytes, 0, fill)
                 else:
-                    _xor_copy(dst, data + (iy % in_ring) * row_bytes, row_bytes)
+                    _span(dst, row_bytes, data + (iy % in_ring) * row_bytes, 0)
             segs[j] = slot * wide
             j += 1
         p[5] = int(segs) + 4 * nky  # _SEG_END
