@@ -227,14 +227,17 @@ class Model:
                 left -= 4 * n
                 at = 0
                 got = rest + n
-            opcode = recs[at] & 0xFFFF
-            count = recs[at] >> 16
-            off = recs[at + 1]
-            stored = recs[at + 2]
+            head = recs[at]  # opcode | params << 16
             raw = recs[at + 3]
-            p = rv[at + 4 : at + 4 + count]
-            at += 4 + count
-            if raw and off != loaded:
+            end = at + 4 + (head >> 16)
+            p = rv[at + 4 : end]
+            if not raw:
+                runs[head & 0xFFFF](self, p, empty)
+                at = end
+                continue
+            off = recs[at + 1]
+            if off != loaded:
+                stored = recs[at + 2]
                 blobs.seek(base + off)
                 loaded = -1
                 blob = wbuf[:raw]
@@ -244,11 +247,13 @@ class Model:
                     try:
                         _inflate(blobs, stored, blob)
                     except bundle.BundleError as exc:
-                        rec = pos + self.step_span[1] - left - 4 * (got - at + 4 + count)
-                        bundle._fail(self.path, rec, "the blob of the step here (%s): %s" % (ops.NAMES[opcode], exc))
+                        rec = pos + self.step_span[1] - left - 4 * (got - at)
+                        bundle._fail(self.path, rec, "the blob of the step here (%s): %s" % (ops.NAMES[head & 0xFFFF],
+                                                                                            exc))
                 read += stored
                 loaded = off
-            runs[opcode](self, p, blob if raw else empty)
+            runs[head & 0xFFFF](self, p, blob)
+            at = end
         self.flash_read_bytes += read
         if self.output is not None:
             return memoryview(self.output)
