@@ -195,7 +195,7 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
                 continue
             ref = np.load(model.with_suffix(".tflm_output.npy")) if model.with_suffix(".tflm_output.npy").exists() \
                 else None
-            for plan, budget, room in (("board", prof.budget, prof.budget), ("64 KB", 65536, None),
+            for plan, budget, room in (("board", prof.budget, prof.budget), ("64 KB", 65536, prof.budget),
                                        ("whole", None, None)):
                 path = Path(tmp) / f"{model.stem}_{len(rows)}.tsb"
                 try:
@@ -224,15 +224,16 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
             todo = [r for r in rows if "path" in r]
             progress(f"  virtual Pico ({firmware} firmware), backend {backend or 'default'}: "
                      f"{len(todo)} bundles, a boot each ...")
-            # One boot per bundle, as a board runs one model (after a big one the
-            # heap may not have the next arena in one piece): a warm-up run of
-            # the smallest bundle, its figures dropped (a boot's first inference
-            # pays one-time costs), then the bundle as deployed (s/inf), then
-            # again with ticks_us around each step (the time by op; the wrapper
-            # itself costs the chip time, so it is not in s/inf).
+            # A boot per run, as a board runs one model (after a big one the heap
+            # may not have the next arena in one piece, nor the same one again):
+            # a warm-up run of the smallest bundle, its figures dropped (a boot's
+            # first inference pays one-time costs), then the bundle as deployed
+            # (s/inf); a second boot runs it with ticks_us around each step (the
+            # time by op; the wrapper costs the chip time, so not in s/inf).
             warm = min(todo, key=lambda r: r["steps"])
-            results = [pico.run_jobs([pico.Job(warm["path"], warm["x"], backend), pico.Job(r["path"], r["x"], backend),
-                                      pico.Job(r["path"], r["x"], backend, timed=True)], firmware)[1:] for r in todo]
+            results = [[pico.run_jobs([pico.Job(warm["path"], warm["x"], backend),
+                                       pico.Job(r["path"], r["x"], backend, timed=timed)], firmware)[1]
+                        for timed in (False, True)] for r in todo]
             for r, (s, t) in zip(todo, results):
                 key = s["backend"]
                 cyc = {op: t["op_us"].get(op, 0) * prof.clock_hz / 1e6 / n for op, n in r["macs"].items() if n}

@@ -174,14 +174,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     _check_out_file(args.output, "-o")
     budget, board = _budget(args)
+    if board and budget > board.budget:
+        print(f"tinyseg: --budget {budget:,d} capped at {board.budget:,d} bytes, what {board.name} has for the arena and "
+              f"the other buffers: {board.budget_note()}", file=sys.stderr)
     try:
-        if board and not args.budget:  # the board's budget holds the arena and the weight and output buffers
-            result = compile_for_board(args.model, args.output, board, _progress)
+        if board:  # the board's budget holds the arena and the weight and output buffers
+            result = compile_for_board(args.model, args.output, board, _progress, budget)
         else:
-            result = compile_model(args.model, args.output, budget, _progress,
-                                   max_alloc=board.max_alloc_bytes if board else None,
-                                   thumb=bool(board and board.thumb), spill_stage=board.flash_block_bytes if board else 0,
-                                   costs=board.costs if board else None)
+            result = compile_model(args.model, args.output, budget, _progress)
     except BudgetError as exc:
         print(f"tinyseg: error: {exc}", file=sys.stderr)
         return 3

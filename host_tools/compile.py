@@ -173,11 +173,15 @@ def compile_model(model: str | Path, out: str | Path, budget: int | None = None,
                       f"than the board's {room:,d}; the smallest arena tried was {compiled.chosen.peak:,d} bytes")
 
 
-def compile_for_board(model: str | Path, out: str | Path, board, progress=None) -> Compiled:
+def compile_for_board(model: str | Path, out: str | Path, board, progress=None, budget: int | None = None
+                      ) -> Compiled:
     """Compile `model` as `tinyseg compile --board` does for `board`
     (boards.Board): its budget holds the arena and the other buffers, its
-    kernels' layouts, spill stages of its flash block, its measured costs."""
-    return compile_model(model, out, board.budget, progress, max_alloc=board.max_alloc_bytes, thumb=board.thumb,
+    kernels' layouts, spill stages of its flash block, its measured costs.
+    budget (`--budget` with `--board`): a lower arena budget; the buffers
+    still fit the board's, and the weight buffer takes its spare room."""
+    arena = board.budget if budget is None else min(budget, board.budget)
+    return compile_model(model, out, arena, progress, max_alloc=board.max_alloc_bytes, thumb=board.thumb,
                          room=board.budget, spill_stage=board.flash_block_bytes, costs=board.costs)
 
 

@@ -224,6 +224,24 @@ def test_blobs_are_placed_for_littlefs_reads(bundles):
         assert seen, name
 
 
+def test_a_lower_budget_on_a_board_keeps_the_boards_room(tmp_path, capsys):
+    """`tinyseg compile --board rp2040 --budget 64K`: the arena fits 64 KB, and
+    the other buffers still have the board's budget, so the weight buffer
+    takes the spare room for paired lanes as the board plan's does; a budget
+    over the board's is capped at it, with a line saying so."""
+    from host_tools.boards import load_board
+    from host_tools.cli import main
+    from host_tools.compile import compile_for_board, load_buffers, pairing_room
+
+    board = load_board("rp2040")
+    c = compile_for_board(model_path("tiny_unet"), tmp_path / "k64.tsb", board, budget=65536)
+    assert c.chosen.peak <= 65536 < board.budget and load_buffers(c, board.flash_block_bytes) <= board.budget
+    assert c.weight_buffer == pairing_room(c.steps) > max(len(s.blob) for s in c.steps)
+    assert main(["compile", str(model_path("ops_zoo_b")), "--board", "rp2040", "--budget", "150000",
+                 "-o", str(tmp_path / "b.tsb")]) == 0
+    assert "--budget 150,000 capped at 137,328 bytes" in capsys.readouterr().err
+
+
 def test_thumb_weight_buffer_takes_the_boards_spare_room_for_paired_lanes(tmp_path):
     """compile_model(thumb, room): the weight buffer grows to what every conv
     step needs for paired lanes (compile.pairing_room) when the board's room
