@@ -178,11 +178,11 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
     """On the virtual Pico (real RP2040 firmware, host_tools/pico.py), per
     model: the board plan (compiled as `--board` does), a 64 KB plan and the
     unconstrained plan, each on the default backend (thumb) and on viper; a
-    boot per bundle. Seconds per inference at 125 MHz between marks around
+    boot per run. Seconds per inference at 125 MHz between marks around
     run() of the runtime as deployed, free heap after load, flash erases,
-    exactness against tflite-micro, and, from a second run with ticks_us
-    around each step, per MAC-holding op the emulated cycles per MAC (Python
-    dispatch and requantisation included: all-in per op)."""
+    exactness against tflite-micro, and, from a second boot that runs the
+    bundle with ticks_us around each step, per MAC-holding op the emulated
+    cycles per MAC (Python dispatch and requantisation included: all-in per op)."""
     from . import pico
     from .macs import op_macs
 

@@ -228,7 +228,7 @@ class Model:
                 at = 0
                 got = rest + n
             # The records starting before `stop` are whole in the buffer: no
-            # refill test per step (each test cost the chip about 700 cycles).
+            # refill test per step (it cost the chip about 300 cycles a step).
             stop = got - need + 1 if left else got
             while at < stop:
                 head = recs[at]  # opcode | params << 16
