@@ -222,26 +222,25 @@ def bench_pico(models: list[Path], board: str, progress=print, firmware: str = "
                              "macs": macs, "path": path, "x": x, "ref": ref})
         for backend in (None, "viper"):
             todo = [r for r in rows if "path" in r]
+            # Plans that compile to the same bundle (a small model fits every budget) run once.
+            same = [Path(r["path"]).read_bytes() for r in todo]
             progress(f"  virtual Pico ({firmware} firmware), backend {backend or 'default'}: "
-                     f"{len({Path(r['path']).read_bytes() for r in todo})} distinct bundles, two boots each ...")
+                     f"{len(set(same))} distinct bundles, two boots each ...")
             # A boot per run, as a board runs one model (after a big one the heap
             # may not have the next arena in one piece, nor the same one again):
             # a warm-up run of the smallest bundle, its figures dropped (a boot's
             # first inference pays one-time costs), then the bundle as deployed
             # (s/inf); a second boot runs it with ticks_us around each step (the
             # time by op; the wrapper costs the chip time, so not in s/inf).
-            # Plans that compile to the same bundle (a small model fits every budget) run once.
             warm = min(todo, key=lambda r: r["steps"])
             runs: dict[bytes, list[dict]] = {}
-            for r in todo:
-                same = Path(r["path"]).read_bytes()
-                if same not in runs:
-                    runs[same] = [pico.run_jobs([pico.Job(warm["path"], warm["x"], backend),
-                                                 pico.Job(r["path"], r["x"], backend, timed=timed)], firmware)[1]
-                                  for timed in (False, True)]
-                r["result"] = runs[same]
-            for r in todo:
-                s, t = r.pop("result")
+            for r, bundle in zip(todo, same):
+                if bundle not in runs:
+                    runs[bundle] = [pico.run_jobs([pico.Job(warm["path"], warm["x"], backend),
+                                                   pico.Job(r["path"], r["x"], backend, timed=timed)], firmware)[1]
+                                    for timed in (False, True)]
+            for r, bundle in zip(todo, same):
+                s, t = runs[bundle]
                 key = s["backend"]
                 cyc = {op: t["op_us"].get(op, 0) * prof.clock_hz / 1e6 / n for op, n in r["macs"].items() if n}
                 r.setdefault("runs", {})[key] = {

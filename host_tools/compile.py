@@ -180,8 +180,7 @@ def compile_for_board(model: str | Path, out: str | Path, board, progress=None, 
     kernels' layouts, spill stages of its flash block, its measured costs.
     budget (`--budget` with `--board`): a lower arena budget; the buffers
     still fit the board's, and the weight buffer takes its spare room."""
-    arena = board.budget if budget is None else min(budget, board.budget)
-    return compile_model(model, out, arena, progress, max_alloc=board.max_alloc_bytes, thumb=board.thumb,
+    return compile_model(model, out, budget, progress, max_alloc=board.max_alloc_bytes, thumb=board.thumb,
                          room=board.budget, spill_stage=board.flash_block_bytes, costs=board.costs)
 
 
